@@ -1,0 +1,175 @@
+//! Compiles every kernel source twice (see DESIGN.md, "The one hard fact"):
+//!
+//! 1. always, as host C++ together with the emulator runtime (`kernels/host/`), into
+//!    the static library `tessera_host` that the Emulator backend calls;
+//! 2. when `nvcc` is found (`TESSERA_NVCC`, `PATH`, `CUDA_HOME`, `CUDA_PATH`), into one
+//!    fatbin per kernel file holding SASS for sm_80 and sm_90 plus compute_90 PTX, which
+//!    `src/device/cuda.rs` embeds. Without nvcc the crate still builds; the Cuda backend
+//!    then reports that the kernels were not compiled, and cfg `tessera_device_code` is off.
+//!
+//! `TESSERA_SANITIZE=address` builds the host library with AddressSanitizer (recoverable,
+//! so an invalid access becomes a launch error naming the kernel) and links libasan.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let kernels = manifest.join("kernels");
+
+    println!("cargo::rustc-check-cfg=cfg(tessera_device_code)");
+    println!("cargo::rustc-check-cfg=cfg(tessera_asan)");
+    println!("cargo:rerun-if-changed=kernels");
+    for var in ["TESSERA_NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "TESSERA_SANITIZE", "TESSERA_CUDA_ARCHS"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+
+    let kernel_files = cu_files(&kernels);
+    let selftest_files = cu_files(&kernels.join("selftest"));
+    let runtime_files = files_with_ext(&kernels.join("host"), "cpp");
+
+    build_host_library(&kernels, &kernel_files, &selftest_files, &runtime_files);
+    build_device_code(&kernels, &kernel_files, &selftest_files, &out_dir);
+}
+
+fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
+fn cu_files(dir: &Path) -> Vec<PathBuf> {
+    files_with_ext(dir, "cu")
+}
+
+fn sanitize_address() -> bool {
+    match env::var("TESSERA_SANITIZE") {
+        Ok(v) if v == "address" => true,
+        Ok(v) if v.is_empty() => false,
+        Ok(v) => panic!("TESSERA_SANITIZE={v}: the only supported sanitizer is `address`"),
+        Err(_) => false,
+    }
+}
+
+fn build_host_library(kernels: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf], runtime: &[PathBuf]) {
+    let asan = sanitize_address();
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .std("c++20")
+        .opt_level(2)
+        .include(kernels)
+        .include(kernels.join("host"))
+        // Kernels must round exactly like the CPU reference: no contraction into FMA.
+        .flag("-ffp-contract=off")
+        .flag("-fno-strict-aliasing")
+        .flag("-Wno-unknown-pragmas")
+        .flag("-Wno-unused-parameter")
+        .flag("-pthread");
+    if asan {
+        build
+            .flag("-fsanitize=address")
+            .flag("-fsanitize-recover=address")
+            .flag("-fno-omit-frame-pointer")
+            .define("TESSERA_SANITIZE_ADDRESS", "1");
+        println!("cargo:rustc-cfg=tessera_asan");
+        println!("cargo:rustc-link-arg=-fsanitize=address");
+        println!("cargo:rustc-link-lib=dylib=asan");
+    }
+    for file in runtime {
+        build.file(file);
+    }
+    // Kernel sources are CUDA: compile them as C++ (the `-x c++` must precede each file,
+    // so they go through a second object list).
+    let mut cu = build.clone();
+    cu.flag("-x").flag("c++");
+    for file in kernel_files.iter().chain(selftest) {
+        cu.file(file);
+    }
+    let mut objects = Vec::new();
+    if !runtime.is_empty() {
+        objects.extend(build.compile_intermediates());
+    }
+    if !kernel_files.is_empty() || !selftest.is_empty() {
+        objects.extend(cu.compile_intermediates());
+    }
+    let mut lib = cc::Build::new();
+    lib.cpp(true).cpp_link_stdlib("stdc++");
+    for obj in objects {
+        lib.object(obj);
+    }
+    lib.compile("tessera_host");
+}
+
+fn find_nvcc() -> Option<PathBuf> {
+    if let Ok(p) = env::var("TESSERA_NVCC") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    if let Some(path) = env::var_os("PATH") {
+        for dir in env::split_paths(&path) {
+            let candidate = dir.join("nvcc");
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    for var in ["CUDA_HOME", "CUDA_PATH"] {
+        if let Ok(root) = env::var(var) {
+            let candidate = PathBuf::from(root).join("bin").join("nvcc");
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// Writes `$OUT_DIR/device_code.rs`: a table of (file stem, fatbin bytes), empty without nvcc.
+fn build_device_code(kernels: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf], out_dir: &Path) {
+    let mut table = String::from("/// Fatbins compiled by build.rs: (kernel file stem, image).\n");
+    table.push_str("pub(crate) static DEVICE_CODE: &[(&str, &[u8])] = &[\n");
+    match find_nvcc() {
+        None => {
+            println!(
+                "cargo:warning=nvcc not found (TESSERA_NVCC, PATH, CUDA_HOME, CUDA_PATH): building \
+                 without GPU kernels; the Cuda backend will report this. The Emulator and Cpu backends work."
+            );
+        }
+        Some(nvcc) => {
+            let archs = env::var("TESSERA_CUDA_ARCHS").unwrap_or_else(|_| "80,90".to_string());
+            for file in kernel_files.iter().chain(selftest) {
+                let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+                let out = out_dir.join(format!("{stem}.fatbin"));
+                let mut cmd = Command::new(&nvcc);
+                cmd.arg("-fatbin").arg("-O3").arg("-std=c++17").arg("-I").arg(kernels);
+                let mut last = String::new();
+                for arch in archs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                    cmd.arg(format!("-gencode=arch=compute_{arch},code=sm_{arch}"));
+                    last = arch.to_string();
+                }
+                // PTX of the newest arch too, so newer GPUs can JIT it.
+                cmd.arg(format!("-gencode=arch=compute_{last},code=compute_{last}"));
+                cmd.arg("-o").arg(&out).arg(file);
+                let status = cmd.status().unwrap_or_else(|e| panic!("running {}: {e}", nvcc.display()));
+                if !status.success() {
+                    panic!("nvcc failed on {}", file.display());
+                }
+                writeln!(table, "    ({stem:?}, include_bytes!({:?})),", out.display().to_string()).unwrap();
+            }
+            println!("cargo:rustc-cfg=tessera_device_code");
+        }
+    }
+    table.push_str("];\n");
+    fs::write(out_dir.join("device_code.rs"), table).unwrap();
+}

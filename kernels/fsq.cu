@@ -1,0 +1,226 @@
+// FSQ — finite scalar quantization (Mentzer et al. 2023), token-exact with the FSQ of
+// the PyTorch package vector-quantize-pytorch.
+//
+// Layouts (row-major, one latent per row):
+//   z       [n, d]  T ∈ {float, __half, __nv_bfloat16}, d ≤ 16
+//   codes   [n, d]  int32, code_j ∈ [-(L_j div 2), L_j - 1 - (L_j div 2)]
+//   values  [n, d]  T, code_j / (L_j div 2)
+//   indices [n]     uint32, Σ_j (code_j + L_j div 2) · basis_j, basis_j = Π_{i<j} L_i
+//   status  [1]     uint32, atomicMin'ed with the first row whose input is invalid
+//                   (a NaN latent for quantize, an index ≥ Π L for dequantize);
+//                   the caller initialises it to 0xffffffff.
+//
+// Per dimension (all f32, rounded after every operation as PyTorch does, hence the
+// explicit _rn intrinsics that forbid FMA contraction on the GPU):
+//   half_l = (L-1)(1+1e-3)/2, offset = L even ? 0.5 : 0, shift = atanh(offset/half_l)
+//   bounded = tanh(z + shift) · half_l − offset;  code = round-half-even(bounded)
+// Every per-dimension constant (including 1/(L div 2) and the divisors for decoding)
+// is precomputed on the host and arrives in the FsqParams kernel parameter: the inner
+// loops contain no division.
+//
+// Kernels (each for _f32, _f16, _bf16):
+//   fsq_quantize_v1_<T>   plain reference variant: one thread per row, direct loads and
+//                         stores. Obviously correct; strided (uncoalesced) for d > 1.
+//   fsq_quantize_<T>      the fast variant. A block of FSQ_THREADS threads owns a tile
+//                         of FSQ_ROWS = FSQ_THREADS consecutive rows, which is one
+//                         contiguous run of FSQ_ROWS·d elements in memory:
+//                         1. the block stages the tile into shared memory with 16-byte
+//                            vector loads (tile_copy.cuh);
+//                         2. thread t quantizes row t of the tile from shared memory,
+//                            writes its codes and values back into shared memory and
+//                            its index straight to global memory (coalesced, 4 bytes
+//                            per thread);
+//                         3. the block writes the code and value tiles out with 16-byte
+//                            vector stores.
+//                         One pass over memory; dynamic shared memory = FSQ_ROWS·d·
+//                         (sizeof(T) + 4) bytes ≤ 32 KiB.
+//   fsq_dequantize_<T>    indices → codes and values, same tiling: thread t decodes
+//                         the index of row t with multiply-high divisions by the
+//                         precomputed magic numbers, the tiles leave with vector stores.
+#include "tessera.cuh"
+#include "tile_copy.cuh"
+
+#define FSQ_MAX_DIM 16
+#define FSQ_THREADS 256
+#define FSQ_ROWS FSQ_THREADS
+
+// Division of a uint32 by an invariant divisor d ≥ 1 (Granlund–Montgomery):
+// with l = ceil(log2 d) and mul = floor(2^32 (2^l − d) / d) + 1,
+// n / d == (umulhi(n, mul) + n) >> l, the sum taken in 64 bits.
+struct FsqFastDiv {
+    unsigned mul;
+    unsigned shift;
+};
+
+// Must match `FsqParams` in src/kernels/fsq.rs field for field.
+struct FsqParams {
+    unsigned dim;                        // d, 1..=16
+    unsigned codebook_size;              // Π L_j < 2^31
+    unsigned levels[FSQ_MAX_DIM];        // L_j ≥ 2
+    int half_width[FSQ_MAX_DIM];         // L div 2
+    float half_l[FSQ_MAX_DIM];           // (L−1)(1+ε)/2
+    float offset[FSQ_MAX_DIM];           // 0.5 for even L, else 0
+    float shift[FSQ_MAX_DIM];            // atanh(offset / half_l)
+    float inv_half_width[FSQ_MAX_DIM];   // 1 / (L div 2), correctly rounded
+    unsigned basis[FSQ_MAX_DIM];         // Π_{i<j} L_i
+    FsqFastDiv level_div[FSQ_MAX_DIM];   // division by L_j
+};
+static_assert(sizeof(FsqParams) == 8 + 7 * 4 * FSQ_MAX_DIM + 8 * FSQ_MAX_DIM, "FsqParams layout changed");
+static_assert(FSQ_ROWS * FSQ_MAX_DIM * (4 + 4) <= 48 * 1024, "FSQ tile exceeds the default shared-memory budget");
+
+namespace {
+
+__device__ __forceinline__ unsigned fast_div(unsigned n, FsqFastDiv d) {
+    return (unsigned)(((unsigned long long)__umulhi(n, d.mul) + n) >> d.shift);
+}
+
+// code / half_width without a division: q0 = code·(1/hw) is within an ulp; one FMA
+// residual step (Markstein) turns it into the correctly rounded quotient, matching
+// PyTorch's `quantized / half_width` bit for bit.
+__device__ __forceinline__ float normalize_code(int code, const FsqParams& p, unsigned j) {
+    const float c = (float)code;
+    const float hw = (float)p.half_width[j];
+    const float q0 = __fmul_rn(c, p.inv_half_width[j]);
+    const float r = __fmaf_rn(-q0, hw, c);
+    return __fmaf_rn(r, p.inv_half_width[j], q0);
+}
+
+// The bounded, rounded code of one latent value. NaN has no code: the caller flags it.
+__device__ __forceinline__ int quantize_value(float z, const FsqParams& p, unsigned j) {
+    const float t = tanhf(__fadd_rn(z, p.shift[j]));
+    const float bounded = __fsub_rn(__fmul_rn(t, p.half_l[j]), p.offset[j]);
+    return (int)rintf(bounded);
+}
+
+// Quantizes one row held at `in` (global or shared), writing codes and values to
+// `codes`/`values` (same row, same space) and returning the index. Sets *bad on NaN.
+template <class T>
+__device__ __forceinline__ unsigned quantize_row(const T* in, int* codes, T* values, const FsqParams& p, bool* bad) {
+    unsigned index = 0;
+#pragma unroll
+    for (unsigned j = 0; j < FSQ_MAX_DIM; ++j) {
+        if (j < p.dim) {
+            const float z = tessera::to_float(in[j]);
+            int code = 0;
+            if (z != z) {
+                *bad = true;
+            } else {
+                code = quantize_value(z, p, j);
+            }
+            codes[j] = code;
+            values[j] = tessera::from_float<T>(normalize_code(code, p, j));
+            index += (unsigned)(code + p.half_width[j]) * p.basis[j];
+        }
+    }
+    return index;
+}
+
+// Decodes one index into codes/values; returns false if it is out of range (the row
+// then holds the decoding of index 0).
+template <class T>
+__device__ __forceinline__ bool dequantize_row(unsigned index, int* codes, T* values, const FsqParams& p) {
+    const bool ok = index < p.codebook_size;
+    unsigned rest = ok ? index : 0u;
+#pragma unroll
+    for (unsigned j = 0; j < FSQ_MAX_DIM; ++j) {
+        if (j < p.dim) {
+            const unsigned next = fast_div(rest, p.level_div[j]);
+            const int code = (int)(rest - next * p.levels[j]) - p.half_width[j];
+            codes[j] = code;
+            values[j] = tessera::from_float<T>(normalize_code(code, p, j));
+            rest = next;
+        }
+    }
+    return ok;
+}
+
+template <class T>
+__device__ void quantize_v1(const T* __restrict__ z, int* __restrict__ codes, T* __restrict__ values,
+                            unsigned* __restrict__ indices, unsigned* __restrict__ status, unsigned n,
+                            const FsqParams& p) {
+    const unsigned row = blockIdx.x * blockDim.x + threadIdx.x;
+    if (row >= n) return;
+    const size_t base = (size_t)row * p.dim;
+    bool bad = false;
+    indices[row] = quantize_row(z + base, codes + base, values + base, p, &bad);
+    if (bad) atomicMin(status, row);
+}
+
+// Shared-memory layout of one tile: FSQ_ROWS·d elements of T, then FSQ_ROWS·d int32
+// codes (the T part is a multiple of 16 bytes, so the codes start 16-byte aligned).
+template <class T>
+__device__ __forceinline__ int* tile_codes(T* tile, unsigned dim) {
+    return reinterpret_cast<int*>(tile + FSQ_ROWS * dim);
+}
+
+template <class T>
+__device__ void quantize_tiled(const T* __restrict__ z, int* __restrict__ codes, T* __restrict__ values,
+                               unsigned* __restrict__ indices, unsigned* __restrict__ status, unsigned n,
+                               const FsqParams& p) {
+    TESSERA_DYNAMIC_SMEM(unsigned char, smem);
+    T* tile = reinterpret_cast<T*>(smem);
+    int* tcodes = tile_codes(tile, p.dim);
+    const unsigned tid = threadIdx.x;
+    const unsigned row0 = blockIdx.x * FSQ_ROWS;
+    const unsigned rows = min((unsigned)FSQ_ROWS, n - row0);
+    const size_t elem0 = (size_t)row0 * p.dim;
+    const unsigned count = rows * p.dim;
+
+    tessera::copy_contiguous(tile, z + elem0, count, tid, FSQ_THREADS);
+    __syncthreads();
+    if (tid < rows) {
+        bool bad = false;
+        // Each thread reads its own row, then overwrites it with values: no other
+        // thread touches that row between the two barriers.
+        indices[row0 + tid] = quantize_row(tile + tid * p.dim, tcodes + tid * p.dim, tile + tid * p.dim, p, &bad);
+        if (bad) atomicMin(status, row0 + tid);
+    }
+    __syncthreads();
+    tessera::copy_contiguous(codes + elem0, tcodes, count, tid, FSQ_THREADS);
+    tessera::copy_contiguous(values + elem0, tile, count, tid, FSQ_THREADS);
+}
+
+template <class T>
+__device__ void dequantize_tiled(const unsigned* __restrict__ indices, int* __restrict__ codes,
+                                 T* __restrict__ values, unsigned* __restrict__ status, unsigned n,
+                                 const FsqParams& p) {
+    TESSERA_DYNAMIC_SMEM(unsigned char, smem);
+    T* tile = reinterpret_cast<T*>(smem);
+    int* tcodes = tile_codes(tile, p.dim);
+    const unsigned tid = threadIdx.x;
+    const unsigned row0 = blockIdx.x * FSQ_ROWS;
+    const unsigned rows = min((unsigned)FSQ_ROWS, n - row0);
+    const size_t elem0 = (size_t)row0 * p.dim;
+    const unsigned count = rows * p.dim;
+
+    if (tid < rows) {
+        const unsigned index = indices[row0 + tid];
+        if (!dequantize_row(index, tcodes + tid * p.dim, tile + tid * p.dim, p)) atomicMin(status, row0 + tid);
+    }
+    __syncthreads();
+    tessera::copy_contiguous(codes + elem0, tcodes, count, tid, FSQ_THREADS);
+    tessera::copy_contiguous(values + elem0, tile, count, tid, FSQ_THREADS);
+}
+
+}  // namespace
+
+#define FSQ_KERNELS(T, SUFFIX)                                                                               \
+    TESSERA_KERNEL void __launch_bounds__(FSQ_THREADS)                                                       \
+        fsq_quantize_v1_##SUFFIX(const T* z, int* codes, T* values, unsigned* indices, unsigned* status,     \
+                                 unsigned n, FsqParams p) {                                                  \
+        quantize_v1<T>(z, codes, values, indices, status, n, p);                                             \
+    }                                                                                                        \
+    TESSERA_KERNEL void __launch_bounds__(FSQ_THREADS)                                                       \
+        fsq_quantize_##SUFFIX(const T* z, int* codes, T* values, unsigned* indices, unsigned* status,        \
+                              unsigned n, FsqParams p) {                                                     \
+        quantize_tiled<T>(z, codes, values, indices, status, n, p);                                          \
+    }                                                                                                        \
+    TESSERA_KERNEL void __launch_bounds__(FSQ_THREADS)                                                       \
+        fsq_dequantize_##SUFFIX(const unsigned* indices, int* codes, T* values, unsigned* status, unsigned n, \
+                                FsqParams p) {                                                               \
+        dequantize_tiled<T>(indices, codes, values, status, n, p);                                           \
+    }
+
+FSQ_KERNELS(float, f32)
+FSQ_KERNELS(tessera::f16, f16)
+FSQ_KERNELS(tessera::bf16, bf16)

@@ -1,0 +1,3 @@
+//! Command-line demos built on the kernels.
+
+pub mod fsq_image;

@@ -1,0 +1,109 @@
+//! [`DeviceBuffer`]: a typed, fixed-length array in one device's memory.
+
+use super::{cuda, Backend, Device, Element};
+use crate::error::{Error, Result};
+
+pub(crate) enum Storage<T: Element> {
+    /// Emulator and Cpu: ordinary host memory, allocated with exactly `len` elements so
+    /// the sanitizer build sees any out-of-bounds access.
+    Host(Vec<T>),
+    /// A CUDA allocation (at least one element: the driver refuses empty allocations).
+    Cuda(cudarc::driver::CudaSlice<T>),
+}
+
+/// `len` elements of `T` owned by one [`Device`].
+pub struct DeviceBuffer<T: Element> {
+    device: Device,
+    len: usize,
+    storage: Storage<T>,
+}
+
+impl<T: Element> std::fmt::Debug for DeviceBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceBuffer<{:?}>[{}] on {}", T::DTYPE, self.len, self.device.name())
+    }
+}
+
+impl<T: Element> DeviceBuffer<T> {
+    pub(crate) fn upload(device: &Device, data: &[T]) -> Result<Self> {
+        let storage = match device.backend() {
+            Backend::Cuda(c) => Storage::Cuda(c.upload(data)?),
+            Backend::Emulator | Backend::Cpu => Storage::Host(data.to_vec()),
+        };
+        Ok(DeviceBuffer { device: device.clone(), len: data.len(), storage })
+    }
+
+    pub(crate) fn zeros(device: &Device, len: usize) -> Result<Self> {
+        let storage = match device.backend() {
+            Backend::Cuda(c) => Storage::Cuda(c.zeros(len)?),
+            Backend::Emulator | Backend::Cpu => Storage::Host(vec![T::default(); len]),
+        };
+        Ok(DeviceBuffer { device: device.clone(), len, storage })
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The device that owns this buffer.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Copies the contents back to the host (waits for queued work on a GPU).
+    pub fn download(&self) -> Result<Vec<T>> {
+        match &self.storage {
+            Storage::Host(v) => Ok(v.clone()),
+            Storage::Cuda(s) => cuda::download(&self.device, s, self.len),
+        }
+    }
+
+    /// Overwrites the contents with `data`, which must have exactly `len()` elements.
+    pub fn copy_from_host(&mut self, data: &[T]) -> Result<()> {
+        if data.len() != self.len {
+            return Err(Error::LengthMismatch { arg: "data", expected: self.len, actual: data.len() });
+        }
+        match &mut self.storage {
+            Storage::Host(v) => {
+                v.copy_from_slice(data);
+                Ok(())
+            }
+            Storage::Cuda(s) => cuda::copy_into(&self.device, s, data),
+        }
+    }
+
+    /// Host-memory contents (Emulator and Cpu backends only).
+    pub(crate) fn host(&self) -> Option<&[T]> {
+        match &self.storage {
+            Storage::Host(v) => Some(v),
+            Storage::Cuda(_) => None,
+        }
+    }
+
+    pub(crate) fn host_mut(&mut self) -> Option<&mut [T]> {
+        match &mut self.storage {
+            Storage::Host(v) => Some(v),
+            Storage::Cuda(_) => None,
+        }
+    }
+
+    pub(crate) fn cuda_slice(&self) -> Option<&cudarc::driver::CudaSlice<T>> {
+        match &self.storage {
+            Storage::Cuda(s) => Some(s),
+            Storage::Host(_) => None,
+        }
+    }
+
+    pub(crate) fn cuda_slice_mut(&mut self) -> Option<&mut cudarc::driver::CudaSlice<T>> {
+        match &mut self.storage {
+            Storage::Cuda(s) => Some(s),
+            Storage::Host(_) => None,
+        }
+    }
+}

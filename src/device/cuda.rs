@@ -1,0 +1,157 @@
+//! The Cuda backend: cudarc with the driver loaded at run time, one stream per device,
+//! kernels from the fatbins that build.rs compiled with nvcc (none without nvcc).
+
+use super::{Device, Element};
+use crate::error::{Error, Result};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/device_code.rs"));
+}
+
+/// True when build.rs found nvcc and embedded GPU code for the kernels.
+pub const KERNELS_COMPILED: bool = cfg!(tessera_device_code);
+
+/// Names of the kernel files compiled for the GPU (empty without nvcc).
+pub fn compiled_kernel_files() -> Vec<&'static str> {
+    embedded::DEVICE_CODE.iter().map(|(stem, _)| *stem).collect()
+}
+
+/// What the host offers for CUDA, found without panicking.
+#[derive(Debug, Clone)]
+pub struct CudaProbe {
+    /// The CUDA driver library (libcuda) could be loaded.
+    pub driver_found: bool,
+    /// Number of GPUs, or why it could not be counted.
+    pub devices: std::result::Result<usize, String>,
+    /// build.rs compiled the kernels for the GPU.
+    pub kernels_compiled: bool,
+}
+
+/// Looks for the driver and GPUs. Never panics, never fails.
+pub fn probe() -> CudaProbe {
+    // SAFETY: only tries to dlopen the driver library.
+    let driver_found = unsafe { cudarc::driver::sys::is_culib_present() };
+    let devices = if driver_found {
+        std::panic::catch_unwind(CudaContext::device_count)
+            .map_err(|_| "the driver library could not be initialised".to_string())
+            .and_then(|r| r.map(|n| n.max(0) as usize).map_err(|e| format!("{e:?}")))
+    } else {
+        Err("no CUDA driver library (libcuda) found".into())
+    };
+    CudaProbe { driver_found, devices, kernels_compiled: KERNELS_COMPILED }
+}
+
+pub(crate) struct CudaBackend {
+    ordinal: usize,
+    name: String,
+    stream: Arc<CudaStream>,
+    modules: Vec<Arc<CudaModule>>,
+    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+}
+
+impl CudaBackend {
+    pub(crate) fn new(ordinal: usize) -> Result<Self> {
+        let probe = probe();
+        if !probe.driver_found {
+            return Err(Error::CudaUnavailable("no CUDA driver library (libcuda) found".into()));
+        }
+        match &probe.devices {
+            Err(e) => return Err(Error::CudaUnavailable(format!("cannot count GPUs: {e}"))),
+            Ok(n) if ordinal >= *n => {
+                return Err(Error::CudaUnavailable(format!("GPU {ordinal} requested, {n} present")))
+            }
+            Ok(_) => {}
+        }
+        if !KERNELS_COMPILED {
+            return Err(Error::CudaUnavailable(
+                "tessera was built without nvcc, so no kernel was compiled for the GPU; \
+                 put nvcc on PATH (or set CUDA_HOME / TESSERA_NVCC) and rebuild"
+                    .into(),
+            ));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error::CudaUnavailable(format!("{e:?}")))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let stream = ctx.default_stream();
+        let mut modules = Vec::new();
+        for (stem, image) in embedded::DEVICE_CODE {
+            let module = ctx
+                .load_module(cudarc::nvrtc::Ptx::from_binary(image.to_vec()))
+                .map_err(|e| Error::driver(format!("loading kernels/{stem}.cu"), e))?;
+            modules.push(module);
+        }
+        Ok(CudaBackend { ordinal, name, stream, modules, functions: Mutex::new(HashMap::new()) })
+    }
+
+    pub(crate) fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    pub(crate) fn peak_memory_bandwidth(&self) -> Option<f64> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let ctx = self.stream.context();
+        let khz = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE).ok()?;
+        let bits = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH).ok()?;
+        Some(khz as f64 * 1e3 * 2.0 * bits as f64 / 8.0)
+    }
+
+    pub(crate) fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| Error::driver("synchronize", e))
+    }
+
+    /// The kernel `name` from whichever embedded module defines it.
+    pub(crate) fn function(&self, name: &'static str) -> Result<CudaFunction> {
+        let mut cache = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = cache.get(name) {
+            return Ok(f.clone());
+        }
+        for module in &self.modules {
+            if let Ok(f) = module.load_function(name) {
+                cache.insert(name, f.clone());
+                return Ok(f);
+            }
+        }
+        Err(Error::driver(format!("looking up kernel {name}"), "not found in any embedded module"))
+    }
+
+    pub(crate) fn upload<T: Element>(&self, data: &[T]) -> Result<CudaSlice<T>> {
+        if data.is_empty() {
+            return self.zeros(0);
+        }
+        self.stream.clone_htod(data).map_err(|e| Error::driver("upload", e))
+    }
+
+    pub(crate) fn zeros<T: Element>(&self, len: usize) -> Result<CudaSlice<T>> {
+        self.stream.alloc_zeros(len.max(1)).map_err(|e| Error::driver("alloc", e))
+    }
+}
+
+fn backend(device: &Device) -> &CudaBackend {
+    match device.backend() {
+        super::Backend::Cuda(c) => c,
+        _ => unreachable!("Cuda storage on a non-Cuda device"),
+    }
+}
+
+pub(crate) fn download<T: Element>(device: &Device, slice: &CudaSlice<T>, len: usize) -> Result<Vec<T>> {
+    let mut v = backend(device).stream.clone_dtoh(slice).map_err(|e| Error::driver("download", e))?;
+    v.truncate(len);
+    Ok(v)
+}
+
+pub(crate) fn copy_into<T: Element>(device: &Device, slice: &mut CudaSlice<T>, data: &[T]) -> Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    backend(device).stream.memcpy_htod(data, slice).map_err(|e| Error::driver("copy to device", e))
+}

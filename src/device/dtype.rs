@@ -1,0 +1,93 @@
+//! Element types a [`DeviceBuffer`](super::DeviceBuffer) can hold.
+
+use half::{bf16, f16};
+
+/// Runtime tag of an element type; kernels are compiled per floating dtype
+/// (`<family>_<op>_f32`, `_f16`, `_bf16`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    U32,
+    I32,
+    U8,
+}
+
+impl DType {
+    /// The suffix of kernel names compiled for this dtype.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::U32 => "u32",
+            DType::I32 => "i32",
+            DType::U8 => "u8",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::U32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 => 2,
+            DType::U8 => 1,
+        }
+    }
+}
+
+/// A plain-old-data element that can live in device memory.
+pub trait Element:
+    Copy + Default + Send + Sync + std::fmt::Debug + PartialEq + bytemuck::Pod + cudarc::driver::DeviceRepr
+    + cudarc::driver::ValidAsZeroBits + 'static
+{
+    /// The runtime tag of this type.
+    const DTYPE: DType;
+}
+
+/// A floating-point element: kernels read it, compute in f32, and write it back rounded
+/// to nearest even.
+pub trait FloatElement: Element {
+    fn to_f32(self) -> f32;
+    fn from_f32(v: f32) -> Self;
+}
+
+macro_rules! element {
+    ($t:ty, $d:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+        }
+    };
+}
+element!(f32, F32);
+element!(f16, F16);
+element!(bf16, BF16);
+element!(u32, U32);
+element!(i32, I32);
+element!(u8, U8);
+
+impl FloatElement for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+impl FloatElement for f16 {
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+}
+impl FloatElement for bf16 {
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+}

@@ -1,0 +1,64 @@
+//! The one error type of the crate. Every bad argument names the argument.
+
+use crate::device::{BackendKind, DType};
+
+/// Everything a tessera call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument is out of its documented range or inconsistent with another.
+    #[error("invalid argument `{arg}`: {reason}")]
+    InvalidArgument { arg: &'static str, reason: String },
+
+    /// A buffer does not hold the number of elements the call needs.
+    #[error("buffer `{arg}` has {actual} elements, expected {expected}")]
+    LengthMismatch { arg: &'static str, expected: usize, actual: usize },
+
+    /// A buffer belongs to another device than the one the call runs on.
+    #[error("buffer `{arg}` lives on device {buffer_device}, but the call runs on device {device}")]
+    WrongDevice { arg: &'static str, buffer_device: String, device: String },
+
+    /// The input holds a value for which the operation has no defined result.
+    #[error("`{arg}` row {row}: {reason}")]
+    InvalidValue { arg: &'static str, row: usize, reason: &'static str },
+
+    /// The kernel exists, but not for this element type.
+    #[error("kernel `{kernel}` is not compiled for dtype {dtype:?}")]
+    UnsupportedDtype { kernel: &'static str, dtype: DType },
+
+    /// The backend cannot run this operation.
+    #[error("{op} is not available on the {backend:?} backend: {reason}")]
+    Unsupported { op: &'static str, backend: BackendKind, reason: String },
+
+    /// No usable CUDA driver or GPU, or the kernels were not compiled for the GPU.
+    #[error("CUDA backend unavailable: {0}")]
+    CudaUnavailable(String),
+
+    /// An error reported by the CUDA driver.
+    #[error("CUDA driver error in {context}: {message}")]
+    Driver { context: String, message: String },
+
+    /// The emulator stopped a kernel: deadlock, warp-collective misuse, sanitizer report.
+    #[error("emulator: {0}")]
+    Emulator(String),
+
+    /// Reading or writing a file (CLI and examples).
+    #[error("{path}: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+
+    /// Decoding or encoding an image (CLI).
+    #[error("{path}: {message}")]
+    Image { path: String, message: String },
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(arg: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { arg, reason: reason.into() }
+    }
+
+    pub(crate) fn driver(context: impl Into<String>, err: impl std::fmt::Debug) -> Self {
+        Error::Driver { context: context.into(), message: format!("{err:?}") }
+    }
+}

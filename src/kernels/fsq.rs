@@ -1,0 +1,343 @@
+//! FSQ (finite scalar quantization): the typed wrappers of `kernels/fsq.cu`.
+//!
+//! ```no_run
+//! use tessera::{Device, Fsq};
+//! let device = Device::best();
+//! let fsq = Fsq::new(&[8, 5, 5, 5])?;                    // d = 4, 1000 tokens
+//! let latents = device.upload(&vec![0.3f32; 4 * 1024])?; // [n = 1024, d = 4], row-major
+//! let out = fsq.quantize(&device, &latents)?;
+//! let tokens: Vec<u32> = out.indices.download()?;
+//! # Ok::<(), tessera::Error>(())
+//! ```
+
+use crate::device::{BackendKind, Device, DeviceBuffer, Element, FloatElement};
+use crate::error::{Error, Result};
+use crate::kernels::launch::LaunchConfig;
+use crate::reference;
+
+/// Largest number of dimensions (levels) an [`Fsq`] supports.
+pub const FSQ_MAX_DIM: usize = 16;
+/// Threads per block of the FSQ kernels, and rows per block tile (`FSQ_THREADS` in fsq.cu).
+const FSQ_THREADS: u32 = 256;
+
+/// Divisor magic numbers for `n / d` = `(umulhi(n, mul) + n) >> shift` (see fsq.cu).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct FastDiv {
+    mul: u32,
+    shift: u32,
+}
+
+impl FastDiv {
+    fn new(d: u32) -> Self {
+        assert!(d >= 1);
+        let shift = 32 - (d - 1).leading_zeros(); // ceil(log2 d); 0 for d = 1
+        let mul = (((1u64 << 32) * ((1u64 << shift) - d as u64)) / d as u64 + 1) as u32;
+        FastDiv { mul, shift }
+    }
+}
+
+/// Kernel parameters, field for field `FsqParams` of kernels/fsq.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FsqParams {
+    dim: u32,
+    codebook_size: u32,
+    levels: [u32; FSQ_MAX_DIM],
+    half_width: [i32; FSQ_MAX_DIM],
+    half_l: [f32; FSQ_MAX_DIM],
+    offset: [f32; FSQ_MAX_DIM],
+    shift: [f32; FSQ_MAX_DIM],
+    inv_half_width: [f32; FSQ_MAX_DIM],
+    basis: [u32; FSQ_MAX_DIM],
+    level_div: [FastDiv; FSQ_MAX_DIM],
+}
+const _: () = assert!(std::mem::size_of::<FsqParams>() == 8 + 7 * 4 * FSQ_MAX_DIM + 8 * FSQ_MAX_DIM);
+// SAFETY: repr(C) plain data, same layout as the C struct (size asserted on both sides).
+unsafe impl cudarc::driver::DeviceRepr for FsqParams {}
+
+declare_kernels! {
+    /// C: `fsq_quantize_v1_<T>(const T* z, int* codes, T* values, unsigned* indices,
+    ///     unsigned* status, unsigned n, FsqParams p)` — one thread per row.
+    fn fsq_quantize_v1<T: f32 | f16 | bf16>(z: input T, codes: output i32, values: output T,
+        indices: output u32, status: output u32, n: scalar u32, p: scalar FsqParams);
+    /// C: `fsq_quantize_<T>(const T* z, int* codes, T* values, unsigned* indices,
+    ///     unsigned* status, unsigned n, FsqParams p)` — shared-memory row tiles.
+    fn fsq_quantize<T: f32 | f16 | bf16>(z: input T, codes: output i32, values: output T,
+        indices: output u32, status: output u32, n: scalar u32, p: scalar FsqParams);
+    /// C: `fsq_dequantize_<T>(const unsigned* indices, int* codes, T* values,
+    ///     unsigned* status, unsigned n, FsqParams p)`
+    fn fsq_dequantize<T: f32 | f16 | bf16>(indices: input u32, codes: output i32, values: output T,
+        status: output u32, n: scalar u32, p: scalar FsqParams);
+}
+
+/// Which quantize kernel to run (for tests and benchmarks; [`Fsq::quantize`] uses `Tiled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsqKernel {
+    /// `fsq_quantize_v1_*`: one thread per row, direct global accesses.
+    Simple,
+    /// `fsq_quantize_*`: row tiles staged through shared memory, 16-byte accesses.
+    Tiled,
+}
+
+/// A finite scalar quantizer with levels `L_0..L_{d-1}`: a latent `[d]` becomes one
+/// token in `0..Π L_j`. Token-exact with vector-quantize-pytorch's `FSQ`.
+#[derive(Clone, Debug)]
+pub struct Fsq {
+    levels: Vec<u32>,
+    params: FsqParams,
+}
+
+/// The outputs of [`Fsq::quantize`] for `n` latents of dimension `d`.
+#[derive(Debug)]
+pub struct FsqQuantized<T: FloatElement> {
+    /// `[n, d]` integer codes, `code_j ∈ [−(L_j div 2), L_j − 1 − L_j div 2]`.
+    pub codes: DeviceBuffer<i32>,
+    /// `[n, d]` normalized values `code_j / (L_j div 2)`, in the latents' dtype.
+    pub values: DeviceBuffer<T>,
+    /// `[n]` token indices `Σ_j (code_j + L_j div 2)·basis_j`, first dimension fastest.
+    pub indices: DeviceBuffer<u32>,
+}
+
+/// The outputs of [`Fsq::dequantize`].
+#[derive(Debug)]
+pub struct FsqDequantized<T: FloatElement> {
+    /// `[n, d]` integer codes.
+    pub codes: DeviceBuffer<i32>,
+    /// `[n, d]` normalized values.
+    pub values: DeviceBuffer<T>,
+}
+
+impl Fsq {
+    /// Validates the levels: 1 to 16 of them, each ≥ 2, product < 2^31.
+    pub fn new(levels: &[u32]) -> Result<Self> {
+        if levels.is_empty() || levels.len() > FSQ_MAX_DIM {
+            return Err(Error::invalid("levels", format!("{} levels given, need 1 to {FSQ_MAX_DIM}", levels.len())));
+        }
+        if let Some((j, &l)) = levels.iter().enumerate().find(|(_, &l)| l < 2) {
+            return Err(Error::invalid("levels", format!("level {j} is {l}, every level must be at least 2")));
+        }
+        let size: u64 = levels.iter().map(|&l| l as u64).fold(1, |a, l| a.saturating_mul(l));
+        if size >= 1 << 31 {
+            return Err(Error::invalid("levels", format!("product of levels {size} must be below 2^31")));
+        }
+        let mut p = FsqParams { dim: levels.len() as u32, codebook_size: size as u32, ..Default::default() };
+        for (j, (&l, b)) in levels.iter().zip(reference::fsq::basis(levels)).enumerate() {
+            let c = reference::fsq::dim_constants(l);
+            p.levels[j] = l;
+            p.half_width[j] = c.half_width;
+            p.half_l[j] = c.half_l;
+            p.offset[j] = c.offset;
+            p.shift[j] = c.shift;
+            p.inv_half_width[j] = 1.0 / c.half_width as f32;
+            p.basis[j] = b;
+            p.level_div[j] = FastDiv::new(l);
+        }
+        Ok(Fsq { levels: levels.to_vec(), params: p })
+    }
+
+    /// The levels `L_j`.
+    pub fn levels(&self) -> &[u32] {
+        &self.levels
+    }
+
+    /// `d`, the number of dimensions of a latent.
+    pub fn dim(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Number of distinct tokens, `Π L_j`.
+    pub fn codebook_size(&self) -> u32 {
+        self.params.codebook_size
+    }
+
+    /// Bits of information per token, `log2 Π L_j`.
+    pub fn bits_per_token(&self) -> f64 {
+        (self.codebook_size() as f64).log2()
+    }
+
+    /// Quantizes latents `[n, d]` (row-major, `latents.len() = n·d`) into new buffers.
+    /// A NaN latent is [`Error::InvalidValue`] naming its row (±Inf saturate, as tanh
+    /// does). On a GPU this call waits for the kernel, to read the NaN flag.
+    pub fn quantize<T: FloatElement>(&self, device: &Device, latents: &DeviceBuffer<T>) -> Result<FsqQuantized<T>> {
+        let n = self.rows(latents.len(), "latents")?;
+        let mut out = FsqQuantized {
+            codes: device.zeros(latents.len())?,
+            values: device.zeros(latents.len())?,
+            indices: device.zeros(n)?,
+        };
+        self.quantize_into(device, latents, &mut out.codes, &mut out.values, &mut out.indices)?;
+        Ok(out)
+    }
+
+    /// [`Fsq::quantize`] into caller-provided buffers of `n·d`, `n·d` and `n` elements.
+    pub fn quantize_into<T: FloatElement>(
+        &self,
+        device: &Device,
+        latents: &DeviceBuffer<T>,
+        codes: &mut DeviceBuffer<i32>,
+        values: &mut DeviceBuffer<T>,
+        indices: &mut DeviceBuffer<u32>,
+    ) -> Result<()> {
+        self.quantize_with(FsqKernel::Tiled, device, latents, codes, values, indices)
+    }
+
+    /// [`Fsq::quantize_into`] with a chosen kernel variant (ignored on the Cpu backend).
+    pub fn quantize_with<T: FloatElement>(
+        &self,
+        kernel: FsqKernel,
+        device: &Device,
+        latents: &DeviceBuffer<T>,
+        codes: &mut DeviceBuffer<i32>,
+        values: &mut DeviceBuffer<T>,
+        indices: &mut DeviceBuffer<u32>,
+    ) -> Result<()> {
+        let n = self.rows(latents.len(), "latents")?;
+        let d = self.dim();
+        check_len("codes", codes.len(), n * d)?;
+        check_len("values", values.len(), n * d)?;
+        check_len("indices", indices.len(), n)?;
+        for (arg, owner) in [("latents", latents.device()), ("codes", codes.device()), ("values", values.device())] {
+            check_device(device, arg, owner)?;
+        }
+        check_device(device, "indices", indices.device())?;
+
+        if device.kind() == BackendKind::Cpu {
+            let (z, c) = (host(latents, "latents")?, host_mut(codes, "codes")?);
+            let (v, i) = (host_mut(values, "values")?, host_mut(indices, "indices")?);
+            return reference::fsq::quantize(&self.levels, z, c, v, i).map_err(nan_error);
+        }
+        let n32 = u32::try_from(n).ok().filter(|&n| n < u32::MAX).ok_or_else(|| {
+            Error::invalid("latents", format!("{n} rows; at most {} per call", u32::MAX - 1))
+        })?;
+        let mut status = device.upload(&[u32::MAX])?;
+        match kernel {
+            FsqKernel::Simple => {
+                let cfg = LaunchConfig::for_items(n, FSQ_THREADS as usize, FSQ_THREADS, 0)?;
+                fsq_quantize_v1(device, &cfg, latents, codes, values, indices, &mut status, n32, self.params)?;
+            }
+            FsqKernel::Tiled => {
+                let cfg = self.tiled_config::<T>(n)?;
+                fsq_quantize(device, &cfg, latents, codes, values, indices, &mut status, n32, self.params)?;
+            }
+        }
+        match read_status(&status)? {
+            Some(row) => Err(nan_error(row)),
+            None => Ok(()),
+        }
+    }
+
+    /// Decodes token indices `[n]` into codes and normalized values `[n, d]`. An index
+    /// `≥ codebook_size()` is [`Error::InvalidValue`] naming its row.
+    pub fn dequantize<T: FloatElement>(&self, device: &Device, indices: &DeviceBuffer<u32>) -> Result<FsqDequantized<T>> {
+        let len = indices
+            .len()
+            .checked_mul(self.dim())
+            .ok_or_else(|| Error::invalid("indices", "too many rows"))?;
+        let mut out = FsqDequantized { codes: device.zeros(len)?, values: device.zeros(len)? };
+        self.dequantize_into(device, indices, &mut out.codes, &mut out.values)?;
+        Ok(out)
+    }
+
+    /// [`Fsq::dequantize`] into caller-provided buffers of `n·d` elements.
+    pub fn dequantize_into<T: FloatElement>(
+        &self,
+        device: &Device,
+        indices: &DeviceBuffer<u32>,
+        codes: &mut DeviceBuffer<i32>,
+        values: &mut DeviceBuffer<T>,
+    ) -> Result<()> {
+        let n = indices.len();
+        let d = self.dim();
+        check_len("codes", codes.len(), n * d)?;
+        check_len("values", values.len(), n * d)?;
+        check_device(device, "indices", indices.device())?;
+        check_device(device, "codes", codes.device())?;
+        check_device(device, "values", values.device())?;
+
+        if device.kind() == BackendKind::Cpu {
+            let (i, c, v) = (host(indices, "indices")?, host_mut(codes, "codes")?, host_mut(values, "values")?);
+            return reference::fsq::dequantize(&self.levels, i, c, v).map_err(|row| self.index_error(row));
+        }
+        let n32 = u32::try_from(n)
+            .ok()
+            .filter(|&n| n < u32::MAX)
+            .ok_or_else(|| Error::invalid("indices", format!("{n} rows; at most {} per call", u32::MAX - 1)))?;
+        let mut status = device.upload(&[u32::MAX])?;
+        let cfg = self.tiled_config::<T>(n)?;
+        fsq_dequantize(device, &cfg, indices, codes, values, &mut status, n32, self.params)?;
+        match read_status(&status)? {
+            Some(row) => Err(self.index_error(row)),
+            None => Ok(()),
+        }
+    }
+
+    fn tiled_config<T: FloatElement>(&self, n: usize) -> Result<LaunchConfig> {
+        let tile_bytes = FSQ_THREADS as usize * self.dim() * (std::mem::size_of::<T>() + 4);
+        LaunchConfig::for_items(n, FSQ_THREADS as usize, FSQ_THREADS, tile_bytes as u32)
+    }
+
+    fn rows(&self, len: usize, arg: &'static str) -> Result<usize> {
+        if len % self.dim() != 0 {
+            return Err(Error::invalid(arg, format!("{len} elements is not a whole number of rows of d = {}", self.dim())));
+        }
+        Ok(len / self.dim())
+    }
+
+    fn index_error(&self, row: usize) -> Error {
+        Error::InvalidValue { arg: "indices", row, reason: "index is not below the codebook size (product of levels)" }
+    }
+}
+
+fn nan_error(row: usize) -> Error {
+    Error::InvalidValue { arg: "latents", row, reason: "NaN has no FSQ code" }
+}
+
+fn check_len(arg: &'static str, actual: usize, expected: usize) -> Result<()> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch { arg, expected, actual })
+    }
+}
+
+fn check_device(device: &Device, arg: &'static str, owner: &Device) -> Result<()> {
+    if device.same_as(owner) {
+        Ok(())
+    } else {
+        Err(Error::WrongDevice { arg, buffer_device: owner.name(), device: device.name() })
+    }
+}
+
+/// The first row a kernel flagged in its status word, if any.
+fn read_status(status: &DeviceBuffer<u32>) -> Result<Option<usize>> {
+    let word = status.download()?[0];
+    Ok((word != u32::MAX).then_some(word as usize))
+}
+
+fn host<'a, T: Element>(b: &'a DeviceBuffer<T>, arg: &'static str) -> Result<&'a [T]> {
+    b.host().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
+}
+
+fn host_mut<'a, T: Element>(b: &'a mut DeviceBuffer<T>, arg: &'static str) -> Result<&'a mut [T]> {
+    b.host_mut().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FastDiv;
+
+    #[test]
+    fn fast_div_matches_division() {
+        let divisors = (1..=300u32).chain([1000, 4095, 4096, 65535, 65536, 1 << 20, (1 << 31) - 1, u32::MAX]);
+        let numerators = (0..2000u32).chain([u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1, 123_456_789]);
+        let numerators: Vec<u32> = numerators.collect();
+        for d in divisors {
+            let f = FastDiv::new(d);
+            for &n in &numerators {
+                let q = ((((n as u64 * f.mul as u64) >> 32) + n as u64) >> f.shift) as u32;
+                assert_eq!(q, n / d, "{n} / {d}");
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The launch path shared by the Cuda and Emulator backends.
+//!
+//! Each kernel's C signature is declared once with [`declare_kernels!`]; the macro
+//! generates one typed Rust function per kernel that checks buffer ownership and the
+//! launch configuration, picks the dtype-suffixed symbol, and dispatches to
+//! - Cuda: the embedded fatbin's function, through cudarc's launch builder;
+//! - Emulator: the host-compiled symbol of the same name, through `tessera_emu_launch`.
+//!
+//! Argument kinds in a declaration:
+//! - `input T`  : `&DeviceBuffer<T>`     → `const T*` in C
+//! - `output T` : `&mut DeviceBuffer<T>` → `T*` in C
+//! - `scalar S` : `S` passed by value (ints, floats, `#[repr(C)]` parameter structs that
+//!   implement `cudarc::driver::DeviceRepr`).
+
+use crate::error::{Error, Result};
+
+/// Grid, block and dynamic shared memory of one launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchConfig {
+    pub grid: (u32, u32, u32),
+    pub block: (u32, u32, u32),
+    pub shared_mem_bytes: u32,
+}
+
+/// Dynamic shared memory per block that an sm_90 device allows (227 KiB).
+pub const MAX_DYNAMIC_SHARED_BYTES: u32 = 227 * 1024;
+
+impl LaunchConfig {
+    /// A 1-D grid of `blocks` blocks of `threads` threads.
+    pub fn linear(blocks: u32, threads: u32, shared_mem_bytes: u32) -> Self {
+        LaunchConfig { grid: (blocks, 1, 1), block: (threads, 1, 1), shared_mem_bytes }
+    }
+
+    /// Enough blocks of `threads` threads to give `items / items_per_block` blocks,
+    /// rounding up. Fails when the grid would exceed the device's limit.
+    pub fn for_items(items: usize, items_per_block: usize, threads: u32, shared_mem_bytes: u32) -> Result<Self> {
+        let blocks = items.div_ceil(items_per_block.max(1));
+        let blocks = u32::try_from(blocks)
+            .ok()
+            .filter(|&b| b <= i32::MAX as u32)
+            .ok_or_else(|| Error::invalid("n", format!("{items} items need {blocks} blocks, more than a grid holds")))?;
+        Ok(Self::linear(blocks, threads, shared_mem_bytes))
+    }
+
+    /// True when the grid has no block: the launch is skipped.
+    pub fn is_empty(&self) -> bool {
+        self.grid.0 == 0 || self.grid.1 == 0 || self.grid.2 == 0
+    }
+
+    /// Checks the limits of an sm_90 device (the emulator enforces the same ones).
+    pub fn validate(&self, kernel: &'static str) -> Result<()> {
+        let (bx, by, bz) = self.block;
+        let threads = bx as u64 * by as u64 * bz as u64;
+        let bad = |reason: String| Err(Error::invalid("launch configuration", format!("kernel {kernel}: {reason}")));
+        if bx == 0 || by == 0 || bz == 0 || bx > 1024 || by > 1024 || bz > 64 || threads > 1024 {
+            return bad(format!("block {:?} outside 1..=1024 threads (z ≤ 64)", self.block));
+        }
+        if self.grid.0 > i32::MAX as u32 || self.grid.1 > 65535 || self.grid.2 > 65535 {
+            return bad(format!("grid {:?} too large", self.grid));
+        }
+        if self.shared_mem_bytes > MAX_DYNAMIC_SHARED_BYTES {
+            return bad(format!("{} bytes of dynamic shared memory > {MAX_DYNAMIC_SHARED_BYTES}", self.shared_mem_bytes));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_cudarc(self) -> cudarc::driver::LaunchConfig {
+        cudarc::driver::LaunchConfig { grid_dim: self.grid, block_dim: self.block, shared_mem_bytes: self.shared_mem_bytes }
+    }
+}
+
+/// Prepares a Cuda launch: function lookup and the opt-in for > 48 KiB of shared memory.
+pub(crate) fn cuda_function(
+    cuda: &crate::device::cuda::CudaBackend,
+    symbol: &'static str,
+    cfg: &LaunchConfig,
+) -> Result<cudarc::driver::CudaFunction> {
+    let f = cuda.function(symbol)?;
+    if cfg.shared_mem_bytes > 48 * 1024 {
+        f.set_attribute(
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            cfg.shared_mem_bytes as i32,
+        )
+        .map_err(|e| Error::driver(format!("shared memory opt-in for {symbol}"), e))?;
+    }
+    Ok(f)
+}
+
+pub(crate) fn not_on_cpu(kernel: &'static str) -> Error {
+    Error::Unsupported {
+        op: kernel,
+        backend: crate::device::BackendKind::Cpu,
+        reason: "raw kernels run on Cuda or Emulator; the Cpu backend runs the reference implementations".into(),
+    }
+}
+
+pub(crate) fn host_storage_missing(arg: &'static str) -> Error {
+    Error::invalid(arg, "buffer is not in host memory (internal: storage does not match its device)")
+}
+
+pub(crate) fn cuda_storage_missing(arg: &'static str) -> Error {
+    Error::invalid(arg, "buffer is not in GPU memory (internal: storage does not match its device)")
+}
+
+/// Rust parameter type of a declared kernel argument.
+macro_rules! __karg_ty {
+    (input $t:ty) => { &$crate::device::DeviceBuffer<$t> };
+    (output $t:ty) => { &mut $crate::device::DeviceBuffer<$t> };
+    (scalar $t:ty) => { $t };
+}
+
+/// C parameter type of a declared kernel argument (pointers erased: the C signature is
+/// the contract, quoted in each declaration's doc comment).
+macro_rules! __karg_raw_ty {
+    (input $t:ty) => { *const ::std::ffi::c_void };
+    (output $t:ty) => { *mut ::std::ffi::c_void };
+    (scalar $t:ty) => { $t };
+}
+
+macro_rules! __karg_check {
+    (input $dev:ident $a:ident) => { $dev.check_owns(stringify!($a), &*$a)?; };
+    (output $dev:ident $a:ident) => { $dev.check_owns(stringify!($a), &*$a)?; };
+    (scalar $dev:ident $a:ident) => {};
+}
+
+macro_rules! __karg_host {
+    (input $a:ident) => {
+        $a.host().ok_or_else(|| $crate::kernels::launch::host_storage_missing(stringify!($a)))?.as_ptr()
+            as *const ::std::ffi::c_void
+    };
+    (output $a:ident) => {
+        $a.host_mut().ok_or_else(|| $crate::kernels::launch::host_storage_missing(stringify!($a)))?.as_mut_ptr()
+            as *mut ::std::ffi::c_void
+    };
+    (scalar $a:ident) => { $a };
+}
+
+macro_rules! __karg_cuda_push {
+    ($b:ident input $a:ident) => {
+        $b.arg($a.cuda_slice().ok_or_else(|| $crate::kernels::launch::cuda_storage_missing(stringify!($a)))?);
+    };
+    ($b:ident output $a:ident) => {
+        $b.arg($a.cuda_slice_mut().ok_or_else(|| $crate::kernels::launch::cuda_storage_missing(stringify!($a)))?);
+    };
+    ($b:ident scalar $a:ident) => { $b.arg(&$a); };
+}
+
+/// The shared body: checks, then Cuda or Emulator dispatch of `$symbol`.
+macro_rules! __kernel_dispatch {
+    ($device:ident, $cfg:ident, $symbol:expr, $host_fn:expr, ($($arg:ident : $kind:ident),*)) => {{
+        $( __karg_check!($kind $device $arg); )*
+        $cfg.validate($symbol)?;
+        if $cfg.is_empty() {
+            return Ok(());
+        }
+        match $device.backend() {
+            $crate::device::Backend::Emulator => {
+                $( let $arg = __karg_host!($kind $arg); )*
+                let host_fn = $host_fn;
+                // SAFETY: the C kernel takes exactly these arguments in this order (see the
+                // declaration's doc comment); the pointers come from buffers of this device
+                // whose lengths the family wrapper checked against the launch.
+                $crate::device::emulator::launch($symbol, $cfg, move || unsafe { host_fn($($arg),*) })
+            }
+            $crate::device::Backend::Cuda(cuda) => {
+                #[allow(unused_imports)]
+                use cudarc::driver::PushKernelArg;
+                let function = $crate::kernels::launch::cuda_function(cuda, $symbol, $cfg)?;
+                let stream = cuda.stream();
+                let mut builder = stream.launch_builder(&function);
+                $( __karg_cuda_push!(builder $kind $arg); )*
+                // SAFETY: same argument order and types as the C signature.
+                unsafe { builder.launch($cfg.to_cudarc()) }
+                    .map(|_| ())
+                    .map_err(|e| $crate::error::Error::driver(format!("launching {}", $symbol), e))
+            }
+            $crate::device::Backend::Cpu => Err($crate::kernels::launch::not_on_cpu($symbol)),
+        }
+    }};
+}
+
+/// One `mod <dtype> { extern "C" { fn kernel(...) } }` per dtype of a generic kernel,
+/// linked to the symbol `<name>_<dtype>`.
+macro_rules! __kernel_externs {
+    ($name:ident; $args:tt; $($dt:ident),+) => {
+        $( __kernel_extern_one!($name; $dt; $args); )+
+    };
+}
+
+macro_rules! __kernel_extern_one {
+    ($name:ident; $dt:ident; ($($arg:ident : $kind:ident $ty:ty),*)) => {
+        pub mod $dt {
+            #[allow(unused_imports)]
+            use super::super::*;
+            extern "C" {
+                #[link_name = concat!(stringify!($name), "_", stringify!($dt))]
+                pub fn kernel($($arg: __karg_raw_ty!($kind $ty)),*);
+            }
+        }
+    };
+}
+
+/// Declares kernels once; see the module documentation.
+///
+/// ```ignore
+/// declare_kernels! {
+///     /// C: `fsq_quantize_<dt>(const T* z, int* codes, ..., unsigned n, FsqParams p)`
+///     fn fsq_quantize<T: f32 | f16 | bf16>(z: input T, codes: output i32, n: scalar u32, p: scalar FsqParams);
+///     fn selftest_reduce(x: input f32, out: output f32, n: scalar u32);
+/// }
+/// ```
+macro_rules! declare_kernels {
+    () => {};
+    (
+        $(#[$meta:meta])*
+        fn $name:ident < $T:ident : $($dt:ident)|+ > ( $($arg:ident : $kind:ident $ty:ty),* $(,)? );
+        $($rest:tt)*
+    ) => {
+        #[allow(non_snake_case, dead_code)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            __kernel_externs!($name; ($($arg: $kind $ty),*); $($dt),+);
+        }
+
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments, dead_code)]
+        pub(crate) fn $name<$T: $crate::device::Element>(
+            device: &$crate::device::Device,
+            cfg: &$crate::kernels::launch::LaunchConfig,
+            $($arg: __karg_ty!($kind $ty)),*
+        ) -> $crate::error::Result<()> {
+            #[allow(unused_imports)]
+            use ::half::{bf16, f16};
+            let dtype = <$T as $crate::device::Element>::DTYPE;
+            let (symbol, host_fn): (&'static str, unsafe extern "C" fn($(__karg_raw_ty!($kind $ty)),*)) = $(
+                if dtype == <$dt as $crate::device::Element>::DTYPE {
+                    (concat!(stringify!($name), "_", stringify!($dt)), $name::$dt::kernel)
+                } else
+            )+ {
+                return Err($crate::error::Error::UnsupportedDtype { kernel: stringify!($name), dtype });
+            };
+            __kernel_dispatch!(device, cfg, symbol, host_fn, ($($arg: $kind),*))
+        }
+
+        declare_kernels!($($rest)*);
+    };
+    (
+        $(#[$meta:meta])*
+        fn $name:ident ( $($arg:ident : $kind:ident $ty:ty),* $(,)? );
+        $($rest:tt)*
+    ) => {
+        #[allow(non_snake_case, dead_code)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            extern "C" {
+                #[link_name = stringify!($name)]
+                pub fn kernel($($arg: __karg_raw_ty!($kind $ty)),*);
+            }
+        }
+
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments, dead_code)]
+        pub(crate) fn $name(
+            device: &$crate::device::Device,
+            cfg: &$crate::kernels::launch::LaunchConfig,
+            $($arg: __karg_ty!($kind $ty)),*
+        ) -> $crate::error::Result<()> {
+            let symbol: &'static str = stringify!($name);
+            let host_fn: unsafe extern "C" fn($(__karg_raw_ty!($kind $ty)),*) = $name::kernel;
+            __kernel_dispatch!(device, cfg, symbol, host_fn, ($($arg: $kind),*))
+        }
+
+        declare_kernels!($($rest)*);
+    };
+}

@@ -1,0 +1,6 @@
+//! Typed launch wrappers, one file per kernel family (`kernels/<family>.cu`).
+
+#[macro_use]
+pub(crate) mod launch;
+
+pub mod fsq;

@@ -1,0 +1,4 @@
+//! Plain-Rust CPU references, one file per kernel family, written for obviousness.
+//! They are the `Cpu` backend and the oracle of every kernel test.
+
+pub mod fsq;

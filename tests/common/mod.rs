@@ -1,0 +1,46 @@
+//! Helpers shared by the kernel tests: the one tolerance rule of DESIGN.md, and the
+//! devices the properties run on.
+#![allow(dead_code)]
+
+use tessera::{DType, Device};
+
+/// `atol + rtol·|ref|` per dtype, growing with the length of the reduction behind each
+/// output element (`reduction_len` = 1 for elementwise ops).
+pub fn tolerance(dtype: DType, reduction_len: usize) -> (f64, f64) {
+    let (atol, rtol) = match dtype {
+        DType::F32 => (1e-6, 1e-5),
+        DType::F16 => (1e-4, 1e-3),
+        DType::BF16 => (1e-3, 8e-3),
+        other => panic!("no tolerance for {other:?}"),
+    };
+    let growth = (reduction_len.max(1) as f64).sqrt();
+    (atol * growth, rtol * growth)
+}
+
+/// Asserts `|got − want| ≤ atol + rtol·|want|` elementwise; NaN must match NaN, and
+/// infinities must match exactly.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], dtype: DType, reduction_len: usize) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let (atol, rtol) = tolerance(dtype, reduction_len);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else if w.is_infinite() {
+            g == w
+        } else {
+            (g - w).abs() <= atol + rtol * w.abs()
+        };
+        assert!(ok, "{what}[{i}]: got {g}, want {w} (atol {atol}, rtol {rtol})");
+    }
+}
+
+/// The devices on which kernel properties run: always the emulator; the GPU when one is
+/// usable (otherwise the skip is printed once per test).
+pub fn kernel_devices(test: &str) -> Vec<Device> {
+    let mut devices = vec![Device::emulator()];
+    match Device::cuda(0) {
+        Ok(gpu) => devices.push(gpu),
+        Err(e) => eprintln!("{test}: Cuda skipped ({e})"),
+    }
+    devices
+}
