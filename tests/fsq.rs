@@ -43,7 +43,7 @@ fn assert_codes_match(device: &Device, levels: &[u32], z: &[f32], got: &[i32], w
         }
         assert_eq!(device.kind(), BackendKind::Cuda, "code {i}: got {g}, want {w} (z = {})", z[i]);
         let c = reference::dim_constants(levels[i % levels.len()]);
-        let bounded = (z[i] + c.shift).tanh() * c.half_l - c.offset;
+        let bounded = ((z[i] + c.shift) as f64).tanh() as f32 * c.half_l - c.offset;
         let boundary = bounded.floor() + 0.5;
         let ulps = ((bounded - boundary).abs() / (bounded.abs().max(1e-30) * f32::EPSILON)).ceil();
         assert!((g - w).abs() == 1 && ulps <= 4.0, "code {i}: got {g}, want {w}, bounded {bounded} is {ulps} ulps from {boundary}");
@@ -295,4 +295,39 @@ fn cuda_without_gpu_is_an_error_not_a_panic() {
     }
     let best = Device::best();
     assert!(!best.selection_note().is_empty());
+}
+
+/// Tokens produced by the real `FSQ` module of vector-quantize-pytorch (CPU, float32),
+/// see tests/fixtures/gen_fsq_vector_quantize_pytorch.py: the kernels must reproduce
+/// every code and index, including boundary-adjacent latents and ±Inf.
+#[test]
+fn reproduces_vector_quantize_pytorch_tokens() {
+    let text = include_str!("fixtures/fsq_vector_quantize_pytorch.txt");
+    let mut cases: Vec<(Vec<u32>, Vec<f32>, Vec<i32>, Vec<u32>)> = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let parts: Vec<&str> = line.split('|').collect();
+        let levels: Vec<u32> = parts[0].split(',').map(|v| v.parse().unwrap()).collect();
+        let z = parts[1].split(',').map(|h| f32::from_bits(u32::from_str_radix(h, 16).unwrap()));
+        let codes = parts[2].split(',').map(|v| v.parse::<i32>().unwrap());
+        let index: u32 = parts[3].parse().unwrap();
+        match cases.last_mut() {
+            Some(case) if case.0 == levels => {
+                case.1.extend(z);
+                case.2.extend(codes);
+                case.3.push(index);
+            }
+            _ => cases.push((levels, z.collect(), codes.collect(), vec![index])),
+        }
+    }
+    assert_eq!(cases.len(), 6);
+    for (levels, z, codes, indices) in &cases {
+        let fsq = Fsq::new(levels).unwrap();
+        for device in [Device::emulator(), Device::cpu()] {
+            for kernel in [FsqKernel::Simple, FsqKernel::Tiled] {
+                let got = run_kernel(&device, kernel, &fsq, z).unwrap();
+                assert_eq!(&got.codes, codes, "{kernel:?} on {}, levels {levels:?}", device.name());
+                assert_eq!(&got.indices, indices, "{kernel:?} on {}, levels {levels:?}", device.name());
+            }
+        }
+    }
 }
