@@ -1,0 +1,56 @@
+// Self-test: every ldmatrix variant's fragment layout.
+//
+// src holds four 8x8 matrices of 16-bit elements, matrix m row r col c at src[m*64 + r*8 + c]
+// (the host writes the value m*64 + r*8 + c + 1, so every element is unique and nonzero).
+// One warp copies them into shared memory with a padded row stride (24 elements = 48 bytes)
+// and in the slot order 2,0,3,1, so that the row addresses matter. Lane l passes the address
+// of row l%8 of matrix l/8 when l < 8*num; the other lanes pass a deliberately misaligned
+// address, which ldmatrix must ignore. Every variant writes what each lane received:
+// out[((v * 32) + lane) * 4 + i] = register i, variants v = x1, x2, x4, x1_trans, x2_trans,
+// x4_trans (registers beyond num keep the host's sentinel).
+#include "tessera.cuh"
+
+TESSERA_KERNEL void selftest_ldmatrix(const unsigned short* __restrict__ src, unsigned* out) {
+    __shared__ __align__(16) unsigned short tile[4 * 8 * 24];
+    const unsigned lane = threadIdx.x & 31;
+    const int slot_of[4] = {2, 0, 3, 1};
+    for (int e = lane; e < 256; e += 32) {
+        const int m = e / 64, r = (e / 8) % 8, c = e % 8;
+        tile[(slot_of[m] * 8 + r) * 24 + c] = src[e];
+    }
+    __syncwarp();
+    const unsigned m = lane / 8, r = lane % 8;
+    const unsigned short* row = &tile[(slot_of[m] * 8 + r) * 24];
+    const unsigned short* junk = tile + 1;  // misaligned: must be ignored
+    uint32_t* o = out + lane * 4;
+    {
+        uint32_t x;
+        tessera::ldmatrix_x1(x, lane < 8 ? row : junk);
+        o[0 * 128] = x;
+    }
+    {
+        uint32_t x[2];
+        tessera::ldmatrix_x2(x, lane < 16 ? row : junk);
+        o[1 * 128] = x[0], o[1 * 128 + 1] = x[1];
+    }
+    {
+        uint32_t x[4];
+        tessera::ldmatrix_x4(x, row);
+        for (int i = 0; i < 4; ++i) o[2 * 128 + i] = x[i];
+    }
+    {
+        uint32_t x;
+        tessera::ldmatrix_x1_trans(x, lane < 8 ? row : junk);
+        o[3 * 128] = x;
+    }
+    {
+        uint32_t x[2];
+        tessera::ldmatrix_x2_trans(x, lane < 16 ? row : junk);
+        o[4 * 128] = x[0], o[4 * 128 + 1] = x[1];
+    }
+    {
+        uint32_t x[4];
+        tessera::ldmatrix_x4_trans(x, row);
+        for (int i = 0; i < 4; ++i) o[5 * 128 + i] = x[i];
+    }
+}

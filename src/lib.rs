@@ -1,0 +1,32 @@
+//! tessera: hand-optimized CUDA kernels for image tokenizers and diffusion transformers.
+//!
+//! Every kernel runs on three backends (see [`BackendKind`]): a GPU through the CUDA
+//! driver, the kernel emulator (the same kernel sources compiled for the host), and the
+//! plain-Rust reference implementations. See README.md and DESIGN.md for the layout.
+
+mod device;
+mod error;
+#[macro_use]
+mod kernels;
+pub mod demo;
+pub mod doctor;
+pub mod reference;
+
+#[doc(hidden)]
+pub mod selftest;
+
+pub use device::{BackendKind, DType, Device, DeviceBuffer, Element, FloatElement};
+pub use error::{Error, Result};
+pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
+pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM};
+pub use kernels::launch::LaunchConfig;
+
+/// Facts about the CUDA side of this build and host, for `tessera doctor`.
+pub mod cuda {
+    pub use crate::device::cuda::{compiled_kernel_files, probe, CudaProbe, KERNELS_COMPILED};
+}
+
+/// Facts about the kernel emulator.
+pub mod emulator {
+    pub use crate::device::emulator::sanitizer_enabled;
+}

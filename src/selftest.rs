@@ -1,0 +1,328 @@
+//! Emulator self-test kernels (`kernels/selftest/*.cu`): one small kernel per CUDA
+//! primitive the emulator implements, each written so that a wrong primitive gives a wrong
+//! result or a missing error. `tests/emulator.rs` runs them and checks the results against
+//! plain Rust computations.
+//!
+//! Each public function uploads its inputs, launches one self-test kernel through the shared
+//! launch path (so it runs on the Emulator and, when present, on a GPU), and returns the
+//! downloaded outputs. Hidden from the documentation: this is test support, not API.
+
+use crate::device::{Device, DeviceBuffer, Element};
+use crate::error::Result;
+use crate::kernels::launch::LaunchConfig;
+use half::{bf16, f16};
+
+declare_kernels! {
+    /// C: `selftest_block_reduce(const float* in, int n, int chunk, float* out_tree,
+    ///     float* out_helper, int* out_count)`
+    fn selftest_block_reduce(x: input f32, n: scalar i32, chunk: scalar i32, out_tree: output f32,
+        out_helper: output f32, out_count: output i32);
+    /// C: `selftest_warp_shuffle(const float* in, float* out, unsigned* out64)`
+    fn selftest_warp_shuffle(x: input f32, out: output f32, out64: output u32);
+    /// C: `selftest_warp_vote(const int* in, unsigned* out)`
+    fn selftest_warp_vote(x: input i32, out: output u32);
+    /// C: `selftest_atomic_hist(const unsigned* in, int n, unsigned* hist, int nbins, float* fsum,
+    ///     unsigned long long* total, int* vmax, int* vmin, unsigned* cas_count, unsigned* bits)`
+    /// (`total` is a u64 held in two u32 words, low first).
+    fn selftest_atomic_hist(x: input u32, n: scalar i32, hist: output u32, nbins: scalar i32, fsum: output f32,
+        total: output u32, vmax: output i32, vmin: output i32, cas_count: output u32, bits: output u32);
+    /// C: `selftest_mma_f16(const __half* A, const __half* B, const float* C, float* D)`
+    fn selftest_mma_f16(a: input f16, b: input f16, c: input f32, d: output f32);
+    /// C: `selftest_mma_bf16(const __nv_bfloat16* A, const __nv_bfloat16* B, const float* C, float* D)`
+    fn selftest_mma_bf16(a: input bf16, b: input bf16, c: input f32, d: output f32);
+    /// C: `selftest_ldmatrix(const unsigned short* src, unsigned* out)` (src: raw 16-bit patterns)
+    fn selftest_ldmatrix(src: input f16, out: output u32);
+    /// C: `selftest_oob(const float* in, float* out, int n)`
+    fn selftest_oob(x: input f32, out: output f32, n: scalar i32);
+    /// C: `selftest_deadlock(int* out)`
+    fn selftest_deadlock(out: output i32);
+    /// C: `selftest_divergent_sync(int* out)`
+    fn selftest_divergent_sync(out: output i32);
+    /// C: `selftest_shfl_self_not_in_mask(float* out)`
+    fn selftest_shfl_self_not_in_mask(out: output f32);
+    /// C: `selftest_shfl_source_not_in_mask(float* out)`
+    fn selftest_shfl_source_not_in_mask(out: output f32);
+    /// C: `selftest_collective_mismatch(float* out)`
+    fn selftest_collective_mismatch(out: output f32);
+    /// C: `selftest_collective_exited(float* out)`
+    fn selftest_collective_exited(out: output f32);
+    /// C: `selftest_mask_mismatch(float* out)`
+    fn selftest_mask_mismatch(out: output f32);
+    /// C: `selftest_partial_warp_full_mask(float* out)`
+    fn selftest_partial_warp_full_mask(out: output f32);
+    /// C: `selftest_with_barrier(const float* in, float* out)`
+    fn selftest_with_barrier(x: input f32, out: output f32);
+    /// C: `selftest_without_barrier(const float* in, float* out)`
+    fn selftest_without_barrier(x: input f32, out: output f32);
+    /// C: `selftest_half_convert(const float* in, int n, unsigned short* h16, unsigned short* hb,
+    ///     float* back16, float* backb, unsigned* pair, int* mismatches)`
+    fn selftest_half_convert(x: input f32, n: scalar i32, h16: output f16, hb: output bf16, back16: output f32,
+        backb: output f32, pair: output u32, mismatches: output i32);
+    /// C: `selftest_cp_async(const float4* in, float* out, uint4* out16)`
+    fn selftest_cp_async(x: input f32, out: output f32, out16: output u32);
+}
+
+/// A buffer of `len` copies of `value`.
+fn filled<T: Element>(device: &Device, len: usize, value: T) -> Result<DeviceBuffer<T>> {
+    device.upload(&vec![value; len])
+}
+
+fn int(v: usize) -> i32 {
+    i32::try_from(v).expect("self-test sizes fit in i32")
+}
+
+/// Per-block sums of `x` split in chunks of `chunk` elements, blocks of `threads` threads:
+/// (shared-memory tree, `tessera::block_reduce_sum`, `__syncthreads_count(partial > 0)`).
+pub fn block_reduce(device: &Device, x: &[f32], chunk: usize, threads: u32) -> Result<(Vec<f32>, Vec<f32>, Vec<i32>)> {
+    let blocks = x.len().div_ceil(chunk);
+    let xb = device.upload(x)?;
+    let mut tree = filled(device, blocks, f32::NAN)?;
+    let mut helper = filled(device, blocks, f32::NAN)?;
+    let mut count = filled(device, blocks, -1i32)?;
+    let cfg = LaunchConfig::linear(blocks as u32, threads, 0);
+    selftest_block_reduce(device, &cfg, &xb, int(x.len()), int(chunk), &mut tree, &mut helper, &mut count)?;
+    Ok((tree.download()?, helper.download()?, count.download()?))
+}
+
+/// Sentinel of unwritten self-test outputs.
+pub const SENTINEL_F32: f32 = -12345.0;
+/// Sentinel of unwritten self-test outputs.
+pub const SENTINEL_U32: u32 = 0xdead_beef;
+
+/// Runs `selftest_warp_shuffle` on blocks of 128 threads (`x.len()` must be a multiple of
+/// 128): returns (`out`, 8 floats per thread; `out64`, 4 words per thread).
+pub fn warp_shuffle(device: &Device, x: &[f32]) -> Result<(Vec<f32>, Vec<u32>)> {
+    assert_eq!(x.len() % 128, 0);
+    let xb = device.upload(x)?;
+    let mut out = filled(device, x.len() * 8, SENTINEL_F32)?;
+    let mut out64 = filled(device, x.len() * 4, SENTINEL_U32)?;
+    let cfg = LaunchConfig::linear((x.len() / 128) as u32, 128, 0);
+    selftest_warp_shuffle(device, &cfg, &xb, &mut out, &mut out64)?;
+    Ok((out.download()?, out64.download()?))
+}
+
+/// Runs `selftest_warp_vote` on blocks of `threads` threads (a multiple of 32 dividing
+/// `x.len()`): 8 words per thread.
+pub fn warp_vote(device: &Device, x: &[i32], threads: u32) -> Result<Vec<u32>> {
+    assert_eq!(x.len() % threads as usize, 0);
+    let xb = device.upload(x)?;
+    let mut out = filled(device, x.len() * 8, SENTINEL_U32)?;
+    let cfg = LaunchConfig::linear((x.len() / threads as usize) as u32, threads, 0);
+    selftest_warp_vote(device, &cfg, &xb, &mut out)?;
+    out.download()
+}
+
+/// Results of `selftest_atomic_hist`.
+#[derive(Debug, PartialEq)]
+pub struct AtomicResults {
+    pub hist: Vec<u32>,
+    pub fsum: f32,
+    pub total: u64,
+    pub vmax: i32,
+    pub vmin: i32,
+    pub cas_count: u32,
+    pub bits: u32,
+}
+
+/// Runs `selftest_atomic_hist` over `x` with `nbins` bins on `blocks` blocks of 256 threads.
+pub fn atomic_hist(device: &Device, x: &[u32], nbins: usize, blocks: u32) -> Result<AtomicResults> {
+    let xb = device.upload(x)?;
+    let mut hist = device.zeros::<u32>(nbins)?;
+    let mut fsum = device.zeros::<f32>(1)?;
+    let mut total = device.zeros::<u32>(2)?;
+    let mut vmax = filled(device, 1, i32::MIN)?;
+    let mut vmin = filled(device, 1, i32::MAX)?;
+    let mut cas = device.zeros::<u32>(1)?;
+    let mut bits = device.zeros::<u32>(1)?;
+    let cfg = LaunchConfig::linear(blocks, 256, 0);
+    selftest_atomic_hist(
+        device,
+        &cfg,
+        &xb,
+        int(x.len()),
+        &mut hist,
+        int(nbins),
+        &mut fsum,
+        &mut total,
+        &mut vmax,
+        &mut vmin,
+        &mut cas,
+        &mut bits,
+    )?;
+    let t = total.download()?;
+    Ok(AtomicResults {
+        hist: hist.download()?,
+        fsum: fsum.download()?[0],
+        total: t[0] as u64 | ((t[1] as u64) << 32),
+        vmax: vmax.download()?[0],
+        vmin: vmin.download()?[0],
+        cas_count: cas.download()?[0],
+        bits: bits.download()?[0],
+    })
+}
+
+/// D (32x16) = C + A (32x32) · B (32x16), all row-major, through `mma_m16n8k16_f16`
+/// (`bf16 == false`) or `_bf16`; A and B are rounded to the input type first.
+pub fn mma(device: &Device, bf16_inputs: bool, a: &[f32], b: &[f32], c: &[f32]) -> Result<Vec<f32>> {
+    assert_eq!((a.len(), b.len(), c.len()), (32 * 32, 32 * 16, 32 * 16));
+    let cb = device.upload(c)?;
+    let mut d = filled(device, 32 * 16, f32::NAN)?;
+    let cfg = LaunchConfig::linear(1, 64, 0);
+    if bf16_inputs {
+        let ab = device.upload(&a.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>())?;
+        let bb = device.upload(&b.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>())?;
+        selftest_mma_bf16(device, &cfg, &ab, &bb, &cb, &mut d)?;
+    } else {
+        let ab = device.upload(&a.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>())?;
+        let bb = device.upload(&b.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>())?;
+        selftest_mma_f16(device, &cfg, &ab, &bb, &cb, &mut d)?;
+    }
+    d.download()
+}
+
+/// Runs `selftest_ldmatrix` on four 8x8 matrices of 16-bit patterns (`src[m*64 + r*8 + c]`):
+/// `out[((variant * 32) + lane) * 4 + i]`, variants x1, x2, x4, x1_trans, x2_trans, x4_trans.
+pub fn ldmatrix(device: &Device, src: &[u16]) -> Result<Vec<u32>> {
+    assert_eq!(src.len(), 256);
+    let sb = device.upload(&src.iter().map(|&v| f16::from_bits(v)).collect::<Vec<_>>())?;
+    let mut out = filled(device, 6 * 32 * 4, SENTINEL_U32)?;
+    selftest_ldmatrix(device, &LaunchConfig::linear(1, 32, 0), &sb, &mut out)?;
+    out.download()
+}
+
+/// Runs `selftest_oob` (which reads `x[x.len()]`) with one thread per element.
+pub fn oob(device: &Device, x: &[f32]) -> Result<Vec<f32>> {
+    let xb = device.upload(x)?;
+    let mut out = device.zeros::<f32>(x.len())?;
+    let cfg = LaunchConfig::for_items(x.len(), 64, 64, 0)?;
+    selftest_oob(device, &cfg, &xb, &mut out, int(x.len()))?;
+    out.download()
+}
+
+/// Kernels that must fail on the emulator (never run them on a GPU: some never finish).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// Even threads at `__syncthreads`, odd threads at `__syncwarp`.
+    Deadlock,
+    /// `__syncthreads` at two call sites.
+    DivergentSync,
+    /// A lane calls a shuffle with a mask that does not contain itself.
+    SelfNotInMask,
+    /// A shuffle reads a lane that is in range but not in the mask.
+    SourceNotInMask,
+    /// Lanes of one mask meet at different collectives.
+    CollectiveMismatch,
+    /// A lane exits while the others shuffle with it in the mask.
+    CollectiveExited,
+    /// Two lanes of one collective pass different masks.
+    MaskMismatch,
+    /// A full-mask warp reduction in a partial warp (launch with a block size that is not a
+    /// multiple of 32).
+    PartialWarpFullMask,
+}
+
+impl Broken {
+    /// The kernel's name.
+    pub fn kernel(self) -> &'static str {
+        match self {
+            Broken::Deadlock => "selftest_deadlock",
+            Broken::DivergentSync => "selftest_divergent_sync",
+            Broken::SelfNotInMask => "selftest_shfl_self_not_in_mask",
+            Broken::SourceNotInMask => "selftest_shfl_source_not_in_mask",
+            Broken::CollectiveMismatch => "selftest_collective_mismatch",
+            Broken::CollectiveExited => "selftest_collective_exited",
+            Broken::MaskMismatch => "selftest_mask_mismatch",
+            Broken::PartialWarpFullMask => "selftest_partial_warp_full_mask",
+        }
+    }
+}
+
+/// Launches one of the [`Broken`] kernels on `blocks` blocks of `threads` threads.
+pub fn run_broken(device: &Device, which: Broken, blocks: u32, threads: u32) -> Result<()> {
+    let n = blocks as usize * threads as usize;
+    let cfg = LaunchConfig::linear(blocks, threads, 0);
+    let mut ints = device.zeros::<i32>(n)?;
+    let mut floats = device.zeros::<f32>(n)?;
+    match which {
+        Broken::Deadlock => selftest_deadlock(device, &cfg, &mut ints),
+        Broken::DivergentSync => selftest_divergent_sync(device, &cfg, &mut ints),
+        Broken::SelfNotInMask => selftest_shfl_self_not_in_mask(device, &cfg, &mut floats),
+        Broken::SourceNotInMask => selftest_shfl_source_not_in_mask(device, &cfg, &mut floats),
+        Broken::CollectiveMismatch => selftest_collective_mismatch(device, &cfg, &mut floats),
+        Broken::CollectiveExited => selftest_collective_exited(device, &cfg, &mut floats),
+        Broken::MaskMismatch => selftest_mask_mismatch(device, &cfg, &mut floats),
+        Broken::PartialWarpFullMask => selftest_partial_warp_full_mask(device, &cfg, &mut floats),
+    }
+}
+
+/// Runs `selftest_with_barrier` (`barrier == true`) or `selftest_without_barrier` on blocks
+/// of `threads` threads: `out[g] = x[left neighbour] + x[right neighbour]` within each block.
+pub fn neighbour_sum(device: &Device, x: &[f32], threads: u32, barrier: bool) -> Result<Vec<f32>> {
+    assert!(threads <= 256 && x.len() % threads as usize == 0);
+    let xb = device.upload(x)?;
+    let mut out = filled(device, x.len(), f32::NAN)?;
+    let cfg = LaunchConfig::linear((x.len() / threads as usize) as u32, threads, 0);
+    if barrier {
+        selftest_with_barrier(device, &cfg, &xb, &mut out)?;
+    } else {
+        selftest_without_barrier(device, &cfg, &xb, &mut out)?;
+    }
+    out.download()
+}
+
+/// Results of `selftest_half_convert`.
+#[derive(Debug)]
+pub struct HalfConversions {
+    pub f16: Vec<f16>,
+    pub bf16: Vec<bf16>,
+    pub back_f16: Vec<f32>,
+    pub back_bf16: Vec<f32>,
+    /// Low half: f16 bits of x (via `__floats2half2_rn`); high half: bf16 bits of x.
+    pub pair: Vec<u32>,
+    /// Disagreements between the generic helpers and the intrinsics (must be 0).
+    pub mismatches: i32,
+}
+
+/// Converts every element of `x` to f16 and bf16 on the device.
+pub fn half_convert(device: &Device, x: &[f32]) -> Result<HalfConversions> {
+    let n = x.len();
+    let xb = device.upload(x)?;
+    let mut h16 = device.zeros::<f16>(n)?;
+    let mut hb = device.zeros::<bf16>(n)?;
+    let mut back16 = device.zeros::<f32>(n)?;
+    let mut backb = device.zeros::<f32>(n)?;
+    let mut pair = device.zeros::<u32>(n)?;
+    let mut mismatches = device.zeros::<i32>(1)?;
+    let cfg = LaunchConfig::for_items(n, 256, 256, 0)?;
+    selftest_half_convert(
+        device,
+        &cfg,
+        &xb,
+        int(n),
+        &mut h16,
+        &mut hb,
+        &mut back16,
+        &mut backb,
+        &mut pair,
+        &mut mismatches,
+    )?;
+    Ok(HalfConversions {
+        f16: h16.download()?,
+        bf16: hb.download()?,
+        back_f16: back16.download()?,
+        back_bf16: backb.download()?,
+        pair: pair.download()?,
+        mismatches: mismatches.download()?[0],
+    })
+}
+
+/// Runs `selftest_cp_async` (one block of 64 threads) on 128 float4 chunks (`x.len() == 512`):
+/// returns (`out`, 128 sums; `out16`, 256 words).
+pub fn cp_async(device: &Device, x: &[f32]) -> Result<(Vec<f32>, Vec<u32>)> {
+    assert_eq!(x.len(), 512);
+    let xb = device.upload(x)?;
+    let mut out = filled(device, 128, f32::NAN)?;
+    let mut out16 = filled(device, 256, SENTINEL_U32)?;
+    selftest_cp_async(device, &LaunchConfig::linear(1, 64, 2 * 64 * 16), &xb, &mut out, &mut out16)?;
+    Ok((out.download()?, out16.download()?))
+}
