@@ -1,12 +1,12 @@
 //! [`DeviceBuffer`]: a typed, fixed-length array in one device's memory.
 
+use super::host_alloc::HostVec;
 use super::{cuda, Backend, Device, Element};
 use crate::error::{Error, Result};
 
 pub(crate) enum Storage<T: Element> {
-    /// Emulator and Cpu: ordinary host memory, allocated with exactly `len` elements so
-    /// the sanitizer build sees any out-of-bounds access.
-    Host(Vec<T>),
+    /// Emulator and Cpu: host memory of exactly `len` elements, 16-byte aligned.
+    Host(HostVec<T>),
     /// A CUDA allocation (at least one element: the driver refuses empty allocations).
     Cuda(cudarc::driver::CudaSlice<T>),
 }
@@ -28,7 +28,7 @@ impl<T: Element> DeviceBuffer<T> {
     pub(crate) fn upload(device: &Device, data: &[T]) -> Result<Self> {
         let storage = match device.backend() {
             Backend::Cuda(c) => Storage::Cuda(c.upload(data)?),
-            Backend::Emulator | Backend::Cpu => Storage::Host(data.to_vec()),
+            Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::from_slice(data)),
         };
         Ok(DeviceBuffer { device: device.clone(), len: data.len(), storage })
     }
@@ -36,7 +36,7 @@ impl<T: Element> DeviceBuffer<T> {
     pub(crate) fn zeros(device: &Device, len: usize) -> Result<Self> {
         let storage = match device.backend() {
             Backend::Cuda(c) => Storage::Cuda(c.zeros(len)?),
-            Backend::Emulator | Backend::Cpu => Storage::Host(vec![T::default(); len]),
+            Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::zeroed(len)),
         };
         Ok(DeviceBuffer { device: device.clone(), len, storage })
     }
@@ -59,7 +59,7 @@ impl<T: Element> DeviceBuffer<T> {
     /// Copies the contents back to the host (waits for queued work on a GPU).
     pub fn download(&self) -> Result<Vec<T>> {
         match &self.storage {
-            Storage::Host(v) => Ok(v.clone()),
+            Storage::Host(v) => Ok(v.to_vec()),
             Storage::Cuda(s) => cuda::download(&self.device, s, self.len),
         }
     }

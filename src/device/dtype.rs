@@ -11,6 +11,7 @@ pub enum DType {
     BF16,
     U32,
     I32,
+    U64,
     U8,
 }
 
@@ -23,6 +24,7 @@ impl DType {
             DType::BF16 => "bf16",
             DType::U32 => "u32",
             DType::I32 => "i32",
+            DType::U64 => "u64",
             DType::U8 => "u8",
         }
     }
@@ -31,6 +33,7 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::F32 | DType::U32 | DType::I32 => 4,
+            DType::U64 => 8,
             DType::F16 | DType::BF16 => 2,
             DType::U8 => 1,
         }
@@ -65,6 +68,7 @@ element!(f16, F16);
 element!(bf16, BF16);
 element!(u32, U32);
 element!(i32, I32);
+element!(u64, U64);
 element!(u8, U8);
 
 impl FloatElement for f32 {

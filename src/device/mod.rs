@@ -11,6 +11,7 @@
 mod buffer;
 pub(crate) mod cuda;
 mod dtype;
+mod host_alloc;
 pub(crate) mod emulator;
 
 pub use buffer::DeviceBuffer;
@@ -154,10 +155,15 @@ impl Device {
 
     /// Fails with [`Error::WrongDevice`] unless `buf` lives on this device.
     pub(crate) fn check_owns<T: Element>(&self, arg: &'static str, buf: &DeviceBuffer<T>) -> Result<()> {
-        if self.same_as(buf.device()) {
+        self.check_same(arg, buf.device())
+    }
+
+    /// Fails with [`Error::WrongDevice`] unless `owner` (of argument `arg`) is this device.
+    pub(crate) fn check_same(&self, arg: &'static str, owner: &Device) -> Result<()> {
+        if self.same_as(owner) {
             Ok(())
         } else {
-            Err(Error::WrongDevice { arg, buffer_device: buf.device().name(), device: self.name() })
+            Err(Error::WrongDevice { arg, buffer_device: owner.name(), device: self.name() })
         }
     }
 }

@@ -302,11 +302,7 @@ fn check_len(arg: &'static str, actual: usize, expected: usize) -> Result<()> {
 }
 
 fn check_device(device: &Device, arg: &'static str, owner: &Device) -> Result<()> {
-    if device.same_as(owner) {
-        Ok(())
-    } else {
-        Err(Error::WrongDevice { arg, buffer_device: owner.name(), device: device.name() })
-    }
+    device.check_same(arg, owner)
 }
 
 /// The first row a kernel flagged in its status word, if any.

@@ -202,7 +202,7 @@ macro_rules! __kernel_extern_one {
 
 /// Declares kernels once; see the module documentation.
 ///
-/// ```ignore
+/// ```text
 /// declare_kernels! {
 ///     /// C: `fsq_quantize_<dt>(const T* z, int* codes, ..., unsigned n, FsqParams p)`
 ///     fn fsq_quantize<T: f32 | f16 | bf16>(z: input T, codes: output i32, n: scalar u32, p: scalar FsqParams);

@@ -3,4 +3,5 @@
 #[macro_use]
 pub(crate) mod launch;
 
+pub mod codebook;
 pub mod fsq;

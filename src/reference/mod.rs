@@ -1,4 +1,5 @@
 //! Plain-Rust CPU references, one file per kernel family, written for obviousness.
 //! They are the `Cpu` backend and the oracle of every kernel test.
 
+pub mod codebook;
 pub mod fsq;

@@ -1,0 +1,84 @@
+//! Host memory of the Emulator and Cpu backends: exactly `len` elements (so the
+//! sanitizer build sees a one-element overrun), 16-byte aligned like a GPU allocation
+//! (kernels take 16-byte vector paths and cp.async, which need aligned rows).
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
+
+/// Alignment of every host buffer, in bytes.
+pub(crate) const HOST_ALIGN: usize = 16;
+
+pub(crate) struct HostVec<T: bytemuck::Pod> {
+    ptr: NonNull<T>,
+    len: usize,
+}
+
+// SAFETY: HostVec owns its allocation like a Vec<T> of Pod elements.
+unsafe impl<T: bytemuck::Pod + Send> Send for HostVec<T> {}
+unsafe impl<T: bytemuck::Pod + Sync> Sync for HostVec<T> {}
+
+impl<T: bytemuck::Pod> HostVec<T> {
+    fn layout(len: usize) -> Layout {
+        let size = std::mem::size_of::<T>().checked_mul(len).expect("host buffer size overflows usize");
+        Layout::from_size_align(size, HOST_ALIGN.max(std::mem::align_of::<T>())).expect("host buffer layout")
+    }
+
+    /// `len` zeroed elements (all-zero bits are a valid `T`: Pod).
+    pub(crate) fn zeroed(len: usize) -> Self {
+        let layout = Self::layout(len);
+        if layout.size() == 0 {
+            let dangling = NonNull::new(layout.align() as *mut T).expect("non-null");
+            return HostVec { ptr: dangling, len };
+        }
+        // SAFETY: non-zero size.
+        let raw = unsafe { alloc_zeroed(layout) } as *mut T;
+        let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        HostVec { ptr, len }
+    }
+
+    pub(crate) fn from_slice(data: &[T]) -> Self {
+        let mut v = Self::zeroed(data.len());
+        v.copy_from_slice(data);
+        v
+    }
+}
+
+impl<T: bytemuck::Pod> Drop for HostVec<T> {
+    fn drop(&mut self) {
+        let layout = Self::layout(self.len);
+        if layout.size() != 0 {
+            // SAFETY: allocated in `zeroed` with this layout.
+            unsafe { dealloc(self.ptr.as_ptr() as *mut u8, layout) }
+        }
+    }
+}
+
+impl<T: bytemuck::Pod> std::ops::Deref for HostVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: ptr is valid for len elements (or dangling and aligned for len·size = 0).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: bytemuck::Pod> std::ops::DerefMut for HostVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as above, and &mut self guarantees exclusivity.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_and_exact() {
+        for len in [0usize, 1, 3, 17, 1000] {
+            let v = HostVec::<u16>::from_slice(&(0..len as u16).collect::<Vec<_>>());
+            assert_eq!(v.len(), len);
+            assert_eq!(v.as_ptr() as usize % HOST_ALIGN, 0);
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as u16));
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Nearest-codebook search (vector quantization): the typed wrappers of
+//! `kernels/codebook.cu`.
+//!
+//! ```no_run
+//! use tessera::{Codebook, Device, Metric, SearchOptions};
+//! let device = Device::emulator();
+//! let entries = device.upload(&vec![0.5f32; 1024 * 8])?;      // K = 1024 entries of D = 8
+//! let codebook = Codebook::new(&device, entries, 8, Metric::SquaredL2)?;
+//! let z = device.upload(&vec![0.25f32; 256 * 8])?;              // N = 256 latents
+//! let out = codebook.quantize(&device, &z, &SearchOptions::default())?;
+//! let tokens = out.indices.download()?;
+//! # Ok::<(), tessera::Error>(())
+//! ```
+//!
+//! Paths (chosen by shape in [`Codebook::plan`], forced with [`SearchPath`]):
+//! - `TensorCore`: f16/bf16 with `d % 16 == 0` and `32 ≤ d ≤ 512` — mma.sync tiles.
+//! - `Simt`: everything else (f32 at any d, small or ragged d such as LlamaGen's 8).
+//! - Either path splits the codebook across `splits` blocks per 64 latents when there are
+//!   too few latents to fill the GPU (small N × huge K); blocks combine through a 64-bit
+//!   atomicMin of (distance, index) keys.
+//! - `Unfused`: the baseline for benchmarks — the whole distance matrix, then an argmin.
+
+use crate::device::{BackendKind, DType, Device, DeviceBuffer, FloatElement};
+use crate::error::{Error, Result};
+use crate::kernels::launch::LaunchConfig;
+pub use crate::reference::codebook::Metric;
+use crate::reference::codebook as reference;
+
+/// Latents per block of both search paths.
+const ROWS_PER_BLOCK: usize = 64;
+/// Codes per tile of both search paths; split ranges are multiples of it.
+const CODES_PER_TILE: usize = 64;
+/// Warps (rows) per block of the one-warp-per-row kernels.
+const ROWS_WARPS: usize = 8;
+/// Largest d the tensor-core path keeps resident in shared memory.
+const MMA_MAX_D: usize = 512;
+/// Fewest codes a split of the codebook gets (below this, splitting costs more than it gains).
+const MIN_CODES_PER_SPLIT: usize = 256;
+/// Blocks to aim for when splitting: two waves of an H100's 132 SMs.
+const TARGET_BLOCKS: usize = 264;
+
+declare_kernels! {
+    /// C: `codebook_rows_<T>(const T* src, T* dst, float* sqnorm, unsigned* status,
+    ///     unsigned rows, unsigned d, unsigned normalize)`
+    fn codebook_rows<T: f32 | f16 | bf16>(src: input T, dst: output T, sqnorm: output f32,
+        status: output u32, rows: scalar u32, d: scalar u32, normalize: scalar u32);
+    /// C: `codebook_search_simt_<T>(const T* z, const T* e, const float* e_sqnorm,
+    ///     unsigned long long* keys, unsigned n, unsigned k, unsigned d, unsigned codes_per_split)`
+    fn codebook_search_simt<T: f32 | f16 | bf16>(z: input T, e: input T, e_sqnorm: input f32,
+        keys: output u64, n: scalar u32, k: scalar u32, d: scalar u32, codes_per_split: scalar u32);
+    /// C: `codebook_search_mma_<T>(...)`, same arguments as the SIMT search; f16/bf16 only.
+    fn codebook_search_mma<T: f16 | bf16>(z: input T, e: input T, e_sqnorm: input f32,
+        keys: output u64, n: scalar u32, k: scalar u32, d: scalar u32, codes_per_split: scalar u32);
+    /// C: `codebook_finalize_<T>(const T* z, const T* e, const unsigned long long* keys,
+    ///     unsigned* indices, T* quantized, float* distances, unsigned* histogram,
+    ///     float* block_sums, T* residual, unsigned* status, unsigned n, unsigned k,
+    ///     unsigned d, unsigned flags)`; flags: 1 = write residual, 2 = histogram.
+    fn codebook_finalize<T: f32 | f16 | bf16>(z: input T, e: input T, keys: input u64,
+        indices: output u32, quantized: output T, distances: output f32, histogram: output u32,
+        block_sums: output f32, residual: output T, status: output u32, n: scalar u32,
+        k: scalar u32, d: scalar u32, flags: scalar u32);
+    /// C: `codebook_distances_<T>(const T* z, const T* e, const float* e_sqnorm, float* out,
+    ///     unsigned n, unsigned k, unsigned d)` — unfused baseline.
+    fn codebook_distances<T: f32 | f16 | bf16>(z: input T, e: input T, e_sqnorm: input f32,
+        out: output f32, n: scalar u32, k: scalar u32, d: scalar u32);
+    /// C: `codebook_argmin(const float* dist, unsigned long long* keys, unsigned n, unsigned k)`
+    fn codebook_argmin(dist: input f32, keys: output u64, n: scalar u32, k: scalar u32);
+}
+
+/// Which search kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SearchPath {
+    /// Pick by shape and dtype (see the module documentation).
+    Auto,
+    /// CUDA cores, any dtype and d.
+    Simt,
+    /// Tensor cores: f16/bf16, `d % 16 == 0`, `32 ≤ d ≤ 512`.
+    TensorCore,
+    /// The unfused baseline: distance matrix, then argmin (benchmarks).
+    Unfused,
+}
+
+/// What [`Codebook::quantize`] computes besides indices and quantized rows.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// Return each latent's squared distance to its entry.
+    pub distances: bool,
+    /// Return the usage histogram and its perplexity.
+    pub histogram: bool,
+    /// Force a kernel path (default: `Auto`).
+    pub path: SearchPath,
+    /// Force the number of codebook splits per 64 latents (default: chosen by shape).
+    pub splits: Option<usize>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions { distances: true, histogram: true, path: SearchPath::Auto, splits: None }
+    }
+}
+
+/// The plan [`Codebook::quantize`] follows for a given number of latents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchPlan {
+    /// The kernel path.
+    pub path: SearchPath,
+    /// Blocks that share the codebook of one group of 64 latents (1 = no split).
+    pub splits: usize,
+    /// Codes each split scans (a multiple of 64).
+    pub codes_per_split: usize,
+}
+
+/// Outputs of [`Codebook::quantize`] for `n` latents.
+#[derive(Debug)]
+pub struct VqOutput<T: FloatElement> {
+    /// `[n]` index of the nearest entry (ties to the lowest index).
+    pub indices: DeviceBuffer<u32>,
+    /// `[n, d]` the chosen entries (for cosine: the l2-normalized entries).
+    pub quantized: DeviceBuffer<T>,
+    /// `[n]` squared distance `||z − e||²` (cosine: `||ẑ − ê||²`), when asked for.
+    pub distances: Option<DeviceBuffer<f32>>,
+    /// `[k]` how many latents chose each entry, when asked for.
+    pub histogram: Option<DeviceBuffer<u32>>,
+    /// `exp(entropy)` of the usage distribution, when the histogram was asked for.
+    pub perplexity: Option<f64>,
+    /// Mean squared distance (the commitment term), summed in a fixed order: 0 for n = 0.
+    pub commitment: f64,
+}
+
+/// A codebook `[k, d]` prepared for search: `||e_k||²` computed once (and, for cosine,
+/// the l2-normalized rows), finite values checked.
+pub struct Codebook<T: FloatElement> {
+    entries: DeviceBuffer<T>,
+    normalized: Option<DeviceBuffer<T>>,
+    sqnorm: DeviceBuffer<f32>,
+    k: usize,
+    d: usize,
+    metric: Metric,
+}
+
+impl<T: FloatElement> std::fmt::Debug for Codebook<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Codebook<{:?}>[{} × {}, {:?}]", T::DTYPE, self.k, self.d, self.metric)
+    }
+}
+
+impl<T: FloatElement> Codebook<T> {
+    /// Prepares `entries` (`[k, dim]` row-major). Errors: `dim = 0`; a length that is not a
+    /// multiple of `dim`; `k = 0`; `k ≥ 2^32 − 1` (more than the u32 index type holds); a
+    /// non-finite entry ([`Error::InvalidValue`] naming its row).
+    pub fn new(device: &Device, entries: DeviceBuffer<T>, dim: usize, metric: Metric) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::invalid("dim", "must be at least 1"));
+        }
+        check_device(device, "entries", entries.device())?;
+        if entries.len() % dim != 0 {
+            return Err(Error::invalid("entries", format!("{} elements is not a whole number of rows of d = {dim}", entries.len())));
+        }
+        let k = entries.len() / dim;
+        if k == 0 {
+            return Err(Error::invalid("entries", "a codebook needs at least one entry"));
+        }
+        if k >= u32::MAX as usize {
+            return Err(Error::invalid("entries", format!("{k} entries do not fit the u32 index type")));
+        }
+        let (normalized, sqnorm) = row_norms(device, &entries, k, dim, metric == Metric::Cosine, "entries")?;
+        Ok(Codebook { entries, normalized, sqnorm, k, d: dim, metric })
+    }
+
+    /// Number of entries `k`.
+    pub fn len(&self) -> usize {
+        self.k
+    }
+
+    /// Always false: a codebook has at least one entry.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Dimension `d` of an entry.
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+
+    /// The search metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The entries as given.
+    pub fn entries(&self) -> &DeviceBuffer<T> {
+        &self.entries
+    }
+
+    /// The rows the search compares against: the entries, or for cosine the normalized ones.
+    pub fn searched_entries(&self) -> &DeviceBuffer<T> {
+        self.normalized.as_ref().unwrap_or(&self.entries)
+    }
+
+    /// The path, splits and split size a search of `n` latents uses with `options`.
+    pub fn plan(&self, n: usize, options: &SearchOptions) -> Result<SearchPlan> {
+        let tc_ok = matches!(T::DTYPE, DType::F16 | DType::BF16) && self.d % 16 == 0 && (32..=MMA_MAX_D).contains(&self.d);
+        let path = match options.path {
+            SearchPath::Auto if tc_ok => SearchPath::TensorCore,
+            SearchPath::Auto => SearchPath::Simt,
+            SearchPath::TensorCore if !tc_ok => {
+                return Err(Error::invalid(
+                    "options.path",
+                    format!("the tensor-core path needs f16/bf16 and d % 16 == 0 with 32 ≤ d ≤ {MMA_MAX_D} (have {:?}, d = {})", T::DTYPE, self.d),
+                ))
+            }
+            p => p,
+        };
+        let row_blocks = n.div_ceil(ROWS_PER_BLOCK).max(1);
+        let max_splits = self.k.div_ceil(CODES_PER_TILE);
+        let splits = match options.splits {
+            Some(0) => return Err(Error::invalid("options.splits", "must be at least 1")),
+            Some(s) => s.min(max_splits),
+            None if path == SearchPath::Unfused => 1,
+            None => TARGET_BLOCKS.div_ceil(row_blocks).min(self.k.div_ceil(MIN_CODES_PER_SPLIT)).max(1),
+        };
+        let codes_per_split = self.k.div_ceil(splits).div_ceil(CODES_PER_TILE) * CODES_PER_TILE;
+        let splits = self.k.div_ceil(codes_per_split);
+        if splits > 65535 {
+            return Err(Error::invalid("options.splits", format!("{splits} splits exceed the grid's y limit")));
+        }
+        Ok(SearchPlan { path, splits, codes_per_split })
+    }
+
+    /// Finds the nearest entry of every latent of `z` (`[n, d]`, row-major). A non-finite
+    /// latent is [`Error::InvalidValue`] naming the first such row. Waits for the GPU (the
+    /// status word and the commitment are read back).
+    pub fn quantize(&self, device: &Device, z: &DeviceBuffer<T>, options: &SearchOptions) -> Result<VqOutput<T>> {
+        self.search(device, z, options, false).map(|(out, _)| out)
+    }
+
+    /// Like [`Codebook::quantize`], and also returns the residual `z − e[index]` (`[n, d]`),
+    /// computed in the same pass (residual VQ keeps it on the device for the next stage).
+    pub fn quantize_residual(
+        &self,
+        device: &Device,
+        z: &DeviceBuffer<T>,
+        options: &SearchOptions,
+    ) -> Result<(VqOutput<T>, DeviceBuffer<T>)> {
+        if self.metric != Metric::SquaredL2 {
+            return Err(Error::invalid("metric", "residual quantization is defined for the squared L2 metric"));
+        }
+        self.search(device, z, options, true).map(|(out, r)| (out, r.expect("residual requested")))
+    }
+
+    fn search(
+        &self,
+        device: &Device,
+        z: &DeviceBuffer<T>,
+        options: &SearchOptions,
+        want_residual: bool,
+    ) -> Result<(VqOutput<T>, Option<DeviceBuffer<T>>)> {
+        check_device(device, "z", z.device())?;
+        check_device(device, "codebook", self.entries.device())?;
+        if z.len() % self.d != 0 {
+            return Err(Error::invalid("z", format!("{} elements is not a whole number of rows of d = {}", z.len(), self.d)));
+        }
+        let n = z.len() / self.d;
+        if n >= u32::MAX as usize {
+            return Err(Error::invalid("z", format!("{n} latents; at most {} per call", u32::MAX - 1)));
+        }
+        let plan = self.plan(n, options)?;
+        if device.kind() == BackendKind::Cpu {
+            return self.search_cpu(device, z, options, want_residual);
+        }
+
+        // Cosine: the latents are searched normalized, like the entries.
+        let z_unit = match self.metric {
+            Metric::Cosine => row_norms(device, z, n, self.d, true, "z")?.0,
+            Metric::SquaredL2 => None,
+        };
+        let zs = z_unit.as_ref().unwrap_or(z);
+        let es = self.searched_entries();
+        let (n32, k32, d32) = (n as u32, self.k as u32, self.d as u32);
+
+        let mut keys = device.upload(&vec![u64::MAX; n])?;
+        if n > 0 {
+            let grid_x = u32::try_from(n.div_ceil(ROWS_PER_BLOCK)).map_err(|_| Error::invalid("z", "too many latents"))?;
+            let cps = plan.codes_per_split as u32;
+            match plan.path {
+                SearchPath::Simt | SearchPath::Auto => {
+                    let cfg = LaunchConfig { grid: (grid_x, plan.splits as u32, 1), block: (256, 1, 1), shared_mem_bytes: 0 };
+                    codebook_search_simt(device, &cfg, zs, es, &self.sqnorm, &mut keys, n32, k32, d32, cps)?;
+                }
+                SearchPath::TensorCore => {
+                    let smem = ROWS_PER_BLOCK * (self.d + 8) * 2 + 2 * CODES_PER_TILE * (32 + 8) * 2;
+                    let cfg = LaunchConfig { grid: (grid_x, plan.splits as u32, 1), block: (128, 1, 1), shared_mem_bytes: smem as u32 };
+                    codebook_search_mma(device, &cfg, zs, es, &self.sqnorm, &mut keys, n32, k32, d32, cps)?;
+                }
+                SearchPath::Unfused => {
+                    let len = n.checked_mul(self.k).ok_or_else(|| Error::invalid("z", "distance matrix too large"))?;
+                    let mut dist = device.zeros::<f32>(len)?;
+                    let grid_y = u32::try_from(self.k.div_ceil(CODES_PER_TILE))
+                        .ok()
+                        .filter(|&y| y <= 65535)
+                        .ok_or_else(|| Error::invalid("entries", "too many entries for the unfused baseline's grid"))?;
+                    let cfg = LaunchConfig { grid: (grid_x, grid_y, 1), block: (256, 1, 1), shared_mem_bytes: 0 };
+                    codebook_distances(device, &cfg, zs, es, &self.sqnorm, &mut dist, n32, k32, d32)?;
+                    let cfg = LaunchConfig::for_items(n, ROWS_WARPS, 256, 0)?;
+                    codebook_argmin(device, &cfg, &dist, &mut keys, n32, k32)?;
+                }
+            }
+        }
+
+        let mut indices = device.zeros::<u32>(n)?;
+        let mut quantized = device.zeros::<T>(n * self.d)?;
+        let mut distances = device.zeros::<f32>(n)?;
+        let mut histogram = device.zeros::<u32>(if options.histogram { self.k } else { 0 })?;
+        let blocks = n.div_ceil(ROWS_WARPS);
+        let mut block_sums = device.zeros::<f32>(blocks)?;
+        let mut residual = device.zeros::<T>(if want_residual { n * self.d } else { 0 })?;
+        let mut status = device.upload(&[u32::MAX])?;
+        let flags = u32::from(want_residual) | (u32::from(options.histogram) << 1);
+        let cfg = LaunchConfig::for_items(n, ROWS_WARPS, 256, 0)?;
+        codebook_finalize(
+            device, &cfg, zs, es, &keys, &mut indices, &mut quantized, &mut distances, &mut histogram,
+            &mut block_sums, &mut residual, &mut status, n32, k32, d32, flags,
+        )?;
+        let bad = status.download()?[0];
+        if bad != u32::MAX {
+            return Err(Error::InvalidValue { arg: "z", row: bad as usize, reason: "non-finite latent" });
+        }
+        // For cosine, quantized rows are the normalized entries (what the search compared).
+        let commitment = mean_in_order(&block_sums.download()?, n);
+        let perplexity = if options.histogram { Some(reference::perplexity(&histogram.download()?)) } else { None };
+        let out = VqOutput {
+            indices,
+            quantized,
+            distances: options.distances.then_some(distances),
+            histogram: options.histogram.then_some(histogram),
+            perplexity,
+            commitment,
+        };
+        Ok((out, want_residual.then_some(residual)))
+    }
+
+    /// The Cpu backend: the f64 reference, rounded to the output types.
+    fn search_cpu(
+        &self,
+        device: &Device,
+        z: &DeviceBuffer<T>,
+        options: &SearchOptions,
+        want_residual: bool,
+    ) -> Result<(VqOutput<T>, Option<DeviceBuffer<T>>)> {
+        let zh = z.download()?;
+        if let Some(row) = zh.iter().position(|v| !v.to_f32().is_finite()) {
+            return Err(Error::InvalidValue { arg: "z", row: row / self.d, reason: "non-finite latent" });
+        }
+        let eh = self.entries.download()?;
+        let found = reference::search(&zh, &eh, self.d, self.metric);
+        let searched = self.searched_entries().download()?;
+        let d = self.d;
+        let mut quantized = Vec::with_capacity(zh.len());
+        let mut residual = Vec::new();
+        for (row, &idx) in found.indices.iter().enumerate() {
+            let e = &searched[idx as usize * d..(idx as usize + 1) * d];
+            quantized.extend_from_slice(e);
+            if want_residual {
+                residual.extend(zh[row * d..(row + 1) * d].iter().zip(e).map(|(a, b)| T::from_f32(a.to_f32() - b.to_f32())));
+            }
+        }
+        let n = found.indices.len();
+        let hist = reference::histogram(&found.indices, self.k);
+        let commitment = if n == 0 { 0.0 } else { found.distances.iter().sum::<f64>() / n as f64 };
+        let dists: Vec<f32> = found.distances.iter().map(|&x| x as f32).collect();
+        let out = VqOutput {
+            indices: device.upload(&found.indices)?,
+            quantized: device.upload(&quantized)?,
+            distances: if options.distances { Some(device.upload(&dists)?) } else { None },
+            perplexity: options.histogram.then(|| reference::perplexity(&hist)),
+            histogram: if options.histogram { Some(device.upload(&hist)?) } else { None },
+            commitment,
+        };
+        let residual = if want_residual { Some(device.upload(&residual)?) } else { None };
+        Ok((out, residual))
+    }
+}
+
+/// Squared norms of `rows` rows (and the normalized rows when `normalize`), flagging the
+/// first non-finite row as an [`Error::InvalidValue`] of `arg`.
+fn row_norms<T: FloatElement>(
+    device: &Device,
+    src: &DeviceBuffer<T>,
+    rows: usize,
+    d: usize,
+    normalize: bool,
+    arg: &'static str,
+) -> Result<(Option<DeviceBuffer<T>>, DeviceBuffer<f32>)> {
+    if device.kind() == BackendKind::Cpu {
+        let host = src.download()?;
+        if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {
+            return Err(Error::InvalidValue { arg, row: i / d, reason: "non-finite value" });
+        }
+        let mut sq = Vec::with_capacity(rows);
+        let mut unit = Vec::new();
+        for r in host.chunks(d) {
+            let v: Vec<f64> = r.iter().map(|x| x.to_f32() as f64).collect();
+            if normalize {
+                let rounded: Vec<T> = reference::normalized(&v).iter().map(|&x| T::from_f32(x as f32)).collect();
+                sq.push(rounded.iter().map(|x| (x.to_f32() as f64).powi(2)).sum::<f64>() as f32);
+                unit.extend(rounded);
+            } else {
+                sq.push(v.iter().map(|x| x * x).sum::<f64>() as f32);
+            }
+        }
+        let unit = if normalize { Some(device.upload(&unit)?) } else { None };
+        return Ok((unit, device.upload(&sq)?));
+    }
+    let mut sqnorm = device.zeros::<f32>(rows)?;
+    let mut dst = device.zeros::<T>(if normalize { rows * d } else { 0 })?;
+    let mut status = device.upload(&[u32::MAX])?;
+    let cfg = LaunchConfig::for_items(rows, ROWS_WARPS, 256, 0)?;
+    codebook_rows(device, &cfg, src, &mut dst, &mut sqnorm, &mut status, rows as u32, d as u32, u32::from(normalize))?;
+    let bad = status.download()?[0];
+    if bad != u32::MAX {
+        return Err(Error::InvalidValue { arg, row: bad as usize, reason: "non-finite value" });
+    }
+    Ok((normalize.then_some(dst), sqnorm))
+}
+
+/// Σ block sums in block order, in f64, divided by n (0 for n = 0).
+fn mean_in_order(block_sums: &[f32], n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        block_sums.iter().map(|&s| s as f64).sum::<f64>() / n as f64
+    }
+}
+
+fn check_device(device: &Device, arg: &'static str, owner: &Device) -> Result<()> {
+    device.check_same(arg, owner)
+}
