@@ -2,6 +2,7 @@
 //! emulator against its CPU reference.
 
 use crate::device::{Device, FloatElement};
+use crate::kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath};
 use crate::kernels::fsq::{Fsq, FsqKernel};
 use crate::reference;
 
@@ -24,6 +25,11 @@ pub fn emulator_checks() -> Vec<Check> {
     checks.push(fsq_dequantize_check::<f32>(&device));
     checks.push(fsq_dequantize_check::<half::f16>(&device));
     checks.push(fsq_dequantize_check::<half::bf16>(&device));
+    checks.push(codebook_check::<f32>(&device, SearchPath::Simt, 8, Metric::SquaredL2, 1));
+    checks.push(codebook_check::<half::bf16>(&device, SearchPath::Simt, 8, Metric::Cosine, 3));
+    checks.push(codebook_check::<half::f16>(&device, SearchPath::TensorCore, 64, Metric::SquaredL2, 1));
+    checks.push(codebook_check::<half::bf16>(&device, SearchPath::TensorCore, 32, Metric::Cosine, 2));
+    checks.push(codebook_check::<f32>(&device, SearchPath::Unfused, 16, Metric::SquaredL2, 1));
     checks
 }
 
@@ -68,6 +74,38 @@ fn fsq_dequantize_check<T: FloatElement>(device: &Device) -> Check {
         } else {
             Err(crate::Error::Emulator("output differs from the CPU reference".into()))
         }
+    })();
+    Check { name, outcome: outcome.map_err(|e| e.to_string()) }
+}
+
+/// A deterministic value in [-1, 1).
+fn pseudo_random(i: usize) -> f32 {
+    ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 8_388_608.0 - 1.0
+}
+
+fn codebook_check<T: FloatElement>(device: &Device, path: SearchPath, d: usize, metric: Metric, splits: usize) -> Check {
+    let kernel = match path {
+        SearchPath::Simt | SearchPath::Auto => "codebook_search_simt",
+        SearchPath::TensorCore => "codebook_search_mma",
+        SearchPath::Unfused => "codebook_distances+argmin",
+    };
+    let name = format!("{kernel}_{}", T::DTYPE.suffix());
+    let outcome = (|| -> crate::Result<String> {
+        let (n, k) = (200, 300);
+        let z: Vec<T> = (0..n * d).map(|i| T::from_f32(pseudo_random(i))).collect();
+        let e: Vec<T> = (0..k * d).map(|i| T::from_f32(pseudo_random(i + 7_777_777))).collect();
+        let codebook = Codebook::new(device, device.upload(&e)?, d, metric)?;
+        let options = SearchOptions { path, splits: Some(splits), ..SearchOptions::default() };
+        let got = codebook.quantize(device, &device.upload(&z)?, &options)?.indices.download()?;
+        let want = reference::codebook::search(&z, &e, d, metric);
+        // An index may differ only where the reference sees a tie (f32 accumulation).
+        for (row, (&g, &w)) in got.iter().zip(&want.indices).enumerate() {
+            let dg = reference::codebook::distance(&z, &e, d, row, g as usize, metric);
+            if g != w && (dg - want.distances[row]).abs() > 1e-4 * (1.0 + want.distances[row]) {
+                return Err(crate::Error::Emulator(format!("row {row}: index {g}, reference {w}")));
+            }
+        }
+        Ok(format!("{n} latents × {k} entries, d = {d}, {metric:?}, {splits} split(s): indices match"))
     })();
     Check { name, outcome: outcome.map_err(|e| e.to_string()) }
 }
