@@ -105,6 +105,27 @@ impl CudaBackend {
         Some(khz as f64 * 1e3 * 2.0 * bits as f64 / 8.0)
     }
 
+    /// Dense peak FLOP/s of the device for `dtype` (f32: CUDA-core FMA; f16/bf16: tensor
+    /// cores with f32 accumulation), from the SM count, the clock and the per-SM rate of
+    /// its architecture; None for an architecture not in the table.
+    pub(crate) fn peak_flops(&self, dtype: super::DType) -> Option<f64> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let ctx = self.stream.context();
+        let sms = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).ok()? as f64;
+        let khz = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_CLOCK_RATE).ok()? as f64;
+        let major = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR).ok()?;
+        let minor = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR).ok()?;
+        // FLOPs per clock per SM (an FMA counts 2).
+        let per_sm = match ((major, minor), dtype) {
+            ((8, 0), super::DType::F32) => 128.0,
+            ((8, 0), super::DType::F16 | super::DType::BF16) => 2048.0,
+            ((9, 0), super::DType::F32) => 256.0,
+            ((9, 0), super::DType::F16 | super::DType::BF16) => 4096.0,
+            _ => return None,
+        };
+        Some(sms * khz * 1e3 * per_sm)
+    }
+
     pub(crate) fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().map_err(|e| Error::driver("synchronize", e))
     }

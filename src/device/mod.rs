@@ -135,6 +135,15 @@ impl Device {
         }
     }
 
+    /// Dense peak FLOP/s for `dtype` (GPU only; sm_80 and sm_90): f32 on CUDA cores,
+    /// f16/bf16 on tensor cores with f32 accumulation.
+    pub fn peak_flops(&self, dtype: DType) -> Option<f64> {
+        match &self.inner.backend {
+            Backend::Cuda(c) => c.peak_flops(dtype),
+            _ => None,
+        }
+    }
+
     /// Copies `data` to a new buffer on this device.
     pub fn upload<T: Element>(&self, data: &[T]) -> Result<DeviceBuffer<T>> {
         DeviceBuffer::upload(self, data)
