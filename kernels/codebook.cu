@@ -16,7 +16,9 @@
 //                            Prepares a codebook (||e||², ê) and cosine latents (ẑ).
 //   codebook_search_simt_<T> CUDA-core path (f32; small or ragged d): a block owns 64
 //                            latents and scans codes [y·codes_per_split, …) in 64-code
-//                            tiles with simt_tile.cuh (16×16 threads, 4×4 each); the
+//                            tiles with simt_tile.cuh (16×16 threads, 4×4 each; for
+//                            d ≤ 32 the latents' tile is staged once, only codebook
+//                            tiles stream through shared memory); the
 //                            epilogue turns each dot into ||e||² − 2z·e and keeps a running
 //                            (distance, index) per row and thread; a half-warp shuffle
 //                            reduction and one 64-bit atomicMin per row combine threads,
@@ -105,7 +107,8 @@ __device__ void search_simt(const T* __restrict__ z, const T* __restrict__ e, co
     for (unsigned i = 0; i < 4; ++i) best[i].init();
     for (unsigned col0 = code_begin; col0 < code_end; col0 += tessera::SIMT_BN) {
         float acc[4][4];
-        tessera::simt_tile_dot(smem, z, n, row0, e, code_end, col0, d, acc);
+        // Small d (LlamaGen's 8): the latents' tile stays in shared memory for the whole scan.
+        tessera::simt_tile_dot(smem, z, n, row0, e, code_end, col0, d, acc, col0 != code_begin);
 #pragma unroll
         for (unsigned j = 0; j < 4; ++j) {
             const unsigned code = col0 + tx * 4 + j;

@@ -152,36 +152,50 @@ __device__ void quantize_v1(const T* __restrict__ z, int* __restrict__ codes, T*
 
 // Shared-memory layout of one tile: FSQ_ROWS·d elements of T, then FSQ_ROWS·d int32
 // codes (the T part is a multiple of 16 bytes, so the codes start 16-byte aligned).
+// The block's tile: rows [row0, row0 + rows) = elements [elem0, elem0 + count), and its
+// shared-memory staging buffers.
 template <class T>
-__device__ __forceinline__ int* tile_codes(T* tile, unsigned dim) {
-    return reinterpret_cast<int*>(tile + FSQ_ROWS * dim);
-}
+struct RowTile {
+    unsigned row0, rows, count;
+    size_t elem0;
+    T* values;   // [FSQ_ROWS·d] latents in, normalized values out
+    int* codes;  // [FSQ_ROWS·d]
+
+    __device__ __forceinline__ RowTile(unsigned char* smem, unsigned n, unsigned dim) {
+        row0 = blockIdx.x * FSQ_ROWS;
+        rows = min((unsigned)FSQ_ROWS, n - row0);
+        count = rows * dim;
+        elem0 = (size_t)row0 * dim;
+        values = reinterpret_cast<T*>(smem);
+        codes = reinterpret_cast<int*>(values + FSQ_ROWS * dim);
+    }
+
+    // Writes the staged codes and values to their rows in global memory (16-byte stores).
+    __device__ __forceinline__ void store(int* __restrict__ g_codes, T* __restrict__ g_values) const {
+        tessera::copy_contiguous(g_codes + elem0, codes, count, threadIdx.x, FSQ_THREADS);
+        tessera::copy_contiguous(g_values + elem0, values, count, threadIdx.x, FSQ_THREADS);
+    }
+};
 
 template <class T>
 __device__ void quantize_tiled(const T* __restrict__ z, int* __restrict__ codes, T* __restrict__ values,
                                unsigned* __restrict__ indices, unsigned* __restrict__ status, unsigned n,
                                const FsqParams& p) {
     TESSERA_DYNAMIC_SMEM(unsigned char, smem);
-    T* tile = reinterpret_cast<T*>(smem);
-    int* tcodes = tile_codes(tile, p.dim);
+    const RowTile<T> tile(smem, n, p.dim);
     const unsigned tid = threadIdx.x;
-    const unsigned row0 = blockIdx.x * FSQ_ROWS;
-    const unsigned rows = min((unsigned)FSQ_ROWS, n - row0);
-    const size_t elem0 = (size_t)row0 * p.dim;
-    const unsigned count = rows * p.dim;
-
-    tessera::copy_contiguous(tile, z + elem0, count, tid, FSQ_THREADS);
+    tessera::copy_contiguous(tile.values, z + tile.elem0, tile.count, tid, FSQ_THREADS);
     __syncthreads();
-    if (tid < rows) {
+    if (tid < tile.rows) {
         bool bad = false;
         // Each thread reads its own row, then overwrites it with values: no other
         // thread touches that row between the two barriers.
-        indices[row0 + tid] = quantize_row(tile + tid * p.dim, tcodes + tid * p.dim, tile + tid * p.dim, p, &bad);
-        if (bad) atomicMin(status, row0 + tid);
+        T* row = tile.values + tid * p.dim;
+        indices[tile.row0 + tid] = quantize_row(row, tile.codes + tid * p.dim, row, p, &bad);
+        if (bad) atomicMin(status, tile.row0 + tid);
     }
     __syncthreads();
-    tessera::copy_contiguous(codes + elem0, tcodes, count, tid, FSQ_THREADS);
-    tessera::copy_contiguous(values + elem0, tile, count, tid, FSQ_THREADS);
+    tile.store(codes, values);
 }
 
 template <class T>
@@ -189,21 +203,16 @@ __device__ void dequantize_tiled(const unsigned* __restrict__ indices, int* __re
                                  T* __restrict__ values, unsigned* __restrict__ status, unsigned n,
                                  const FsqParams& p) {
     TESSERA_DYNAMIC_SMEM(unsigned char, smem);
-    T* tile = reinterpret_cast<T*>(smem);
-    int* tcodes = tile_codes(tile, p.dim);
+    const RowTile<T> tile(smem, n, p.dim);
     const unsigned tid = threadIdx.x;
-    const unsigned row0 = blockIdx.x * FSQ_ROWS;
-    const unsigned rows = min((unsigned)FSQ_ROWS, n - row0);
-    const size_t elem0 = (size_t)row0 * p.dim;
-    const unsigned count = rows * p.dim;
-
-    if (tid < rows) {
-        const unsigned index = indices[row0 + tid];
-        if (!dequantize_row(index, tcodes + tid * p.dim, tile + tid * p.dim, p)) atomicMin(status, row0 + tid);
+    if (tid < tile.rows) {
+        const unsigned index = indices[tile.row0 + tid];
+        if (!dequantize_row(index, tile.codes + tid * p.dim, tile.values + tid * p.dim, p)) {
+            atomicMin(status, tile.row0 + tid);
+        }
     }
     __syncthreads();
-    tessera::copy_contiguous(codes + elem0, tcodes, count, tid, FSQ_THREADS);
-    tessera::copy_contiguous(values + elem0, tile, count, tid, FSQ_THREADS);
+    tile.store(codes, values);
 }
 
 }  // namespace

@@ -40,18 +40,22 @@ __device__ __forceinline__ void simt_load_chunk(float (*dst)[SIMT_BM + SIMT_PAD]
 }
 
 // acc[i][j] = Σ_k A[row0 + ty·4 + i][k] · B[col0 + tx·4 + j][k]. Every thread of the
-// 256-thread block must call it (it synchronizes); `smem` is reused on return.
+// 256-thread block must call it (it synchronizes); `smem.b` is reused on return.
+// `a_staged`: when d ≤ SIMT_BK the A tile is a single chunk; a caller that sweeps many B
+// tiles against the same A rows (a codebook scan) passes true after the first call, and
+// the A chunk left in `smem.a` by that call is reused instead of reloaded.
 template <class T>
 __device__ __forceinline__ void simt_tile_dot(SimtTileSmem& smem, const T* __restrict__ a, unsigned a_rows,
                                               unsigned row0, const T* __restrict__ b, unsigned b_rows,
-                                              unsigned col0, unsigned d, float (&acc)[4][4]) {
+                                              unsigned col0, unsigned d, float (&acc)[4][4],
+                                              bool a_staged = false) {
     const unsigned tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
 #pragma unroll
     for (unsigned i = 0; i < 4; ++i)
 #pragma unroll
         for (unsigned j = 0; j < 4; ++j) acc[i][j] = 0.0f;
     for (unsigned k0 = 0; k0 < d; k0 += SIMT_BK) {
-        simt_load_chunk(smem.a, a, a_rows, row0, d, k0, tid);
+        if (!(a_staged && d <= SIMT_BK)) simt_load_chunk(smem.a, a, a_rows, row0, d, k0, tid);
         simt_load_chunk(smem.b, b, b_rows, col0, d, k0, tid);
         __syncthreads();
         const unsigned kc = min(SIMT_BK, d - k0);
