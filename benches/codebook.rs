@@ -21,7 +21,7 @@ fn bench_shape<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, k:
     let z = device.upload(&(0..n * d).map(|i| T::from_f32(pseudo_random(i))).collect::<Vec<T>>()).unwrap();
     let e = device.upload(&(0..k * d).map(|i| T::from_f32(pseudo_random(i + 12_345_678))).collect::<Vec<T>>()).unwrap();
     let codebook = Codebook::new(device, e, d, Metric::SquaredL2).unwrap();
-    let mut group = c.benchmark_group(format!("codebook_{:?}_{}_k{k}_d{d}", T::DTYPE, device.kind_name()));
+    let mut group = c.benchmark_group(format!("codebook_{:?}_{:?}_k{k}_d{d}", T::DTYPE, device.kind()));
     group.throughput(Throughput::Elements(n as u64));
     for &path in paths {
         let options = SearchOptions { distances: false, histogram: false, path, splits: None };
@@ -53,19 +53,6 @@ fn bench_shape<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, k:
         }
     }
     group.finish();
-}
-
-trait KindName {
-    fn kind_name(&self) -> &'static str;
-}
-impl KindName for Device {
-    fn kind_name(&self) -> &'static str {
-        match self.kind() {
-            tessera::BackendKind::Cuda => "cuda",
-            tessera::BackendKind::Emulator => "emulator",
-            tessera::BackendKind::Cpu => "cpu",
-        }
-    }
 }
 
 fn codebook_benches(c: &mut Criterion) {

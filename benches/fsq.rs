@@ -27,11 +27,13 @@ fn bench_device<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, k
     let mut values = device.zeros::<T>(n * d).unwrap();
     let mut indices = device.zeros::<u32>(n).unwrap();
     let bytes = bytes_moved::<T>(n, d);
-    let mut group = c.benchmark_group(format!("fsq_quantize_{:?}_{}", T::DTYPE, device.name()));
+    let mut group = c.benchmark_group(format!("fsq_quantize_{:?}_{:?}", T::DTYPE, device.kind()));
     group.throughput(Throughput::Bytes(bytes));
     for &kernel in kernels {
         let mut per_iter = Duration::ZERO;
-        group.bench_with_input(BenchmarkId::new(format!("{kernel:?}"), n), &n, |b, _| {
+        // The Cpu backend runs the reference whatever the kernel variant.
+        let label = if device.kind() == BackendKind::Cpu { "reference".to_string() } else { format!("{kernel:?}") };
+        group.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
             b.iter_custom(|iters| {
                 device.synchronize().unwrap();
                 let start = Instant::now();
