@@ -17,7 +17,14 @@ fn pseudo_random(i: usize) -> f32 {
     ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 8_388_608.0 - 1.0
 }
 
-fn bench_shape<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, k: usize, d: usize, paths: &[SearchPath]) {
+fn bench_shape<T: FloatElement>(
+    c: &mut Criterion,
+    device: &Device,
+    n: usize,
+    k: usize,
+    d: usize,
+    paths: &[SearchPath],
+) {
     let z = device.upload(&(0..n * d).map(|i| T::from_f32(pseudo_random(i))).collect::<Vec<T>>()).unwrap();
     let e = device.upload(&(0..k * d).map(|i| T::from_f32(pseudo_random(i + 12_345_678))).collect::<Vec<T>>()).unwrap();
     let codebook = Codebook::new(device, e, d, Metric::SquaredL2).unwrap();
@@ -28,7 +35,11 @@ fn bench_shape<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, k:
         let plan = codebook.plan(n, &options).unwrap();
         let mut per_iter = Duration::ZERO;
         // The Cpu backend runs the f64 reference whatever the plan says.
-        let label = if device.kind() == tessera::BackendKind::Cpu { "reference".to_string() } else { format!("{:?}", plan.path) };
+        let label = if device.kind() == tessera::BackendKind::Cpu {
+            "reference".to_string()
+        } else {
+            format!("{:?}", plan.path)
+        };
         group.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
             b.iter_custom(|iters| {
                 device.synchronize().unwrap();

@@ -16,7 +16,9 @@ fn bytes_moved<T>(n: usize, d: usize) -> u64 {
 
 fn latents<T: FloatElement>(n: usize, d: usize) -> Vec<T> {
     // A deterministic spread over the tanh range.
-    (0..n * d).map(|i| T::from_f32(((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 16_777_216.0 * 6.0 - 3.0)).collect()
+    (0..n * d)
+        .map(|i| T::from_f32(((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 16_777_216.0 * 6.0 - 3.0))
+        .collect()
 }
 
 fn bench_device<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, kernels: &[FsqKernel]) {
@@ -48,7 +50,12 @@ fn bench_device<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, k
         });
         if let Some(peak) = device.peak_memory_bandwidth() {
             let achieved = bytes as f64 / per_iter.as_secs_f64();
-            eprintln!("{kernel:?}: {:.1} GB/s = {:.1}% of peak {:.0} GB/s", achieved / 1e9, 100.0 * achieved / peak, peak / 1e9);
+            eprintln!(
+                "{kernel:?}: {:.1} GB/s = {:.1}% of peak {:.0} GB/s",
+                achieved / 1e9,
+                100.0 * achieved / peak,
+                peak / 1e9
+            );
         }
     }
     group.finish();

@@ -30,6 +30,8 @@ pub fn emulator_checks() -> Vec<Check> {
     checks.push(codebook_check::<half::f16>(&device, SearchPath::TensorCore, 64, Metric::SquaredL2, 1));
     checks.push(codebook_check::<half::bf16>(&device, SearchPath::TensorCore, 32, Metric::Cosine, 2));
     checks.push(codebook_check::<f32>(&device, SearchPath::Unfused, 16, Metric::SquaredL2, 1));
+    checks.extend(crate::kernels::binary_quant::doctor_checks(&device));
+    checks.extend(crate::kernels::kmeans::doctor_checks(&device));
     checks
 }
 
@@ -83,7 +85,13 @@ fn pseudo_random(i: usize) -> f32 {
     ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 8_388_608.0 - 1.0
 }
 
-fn codebook_check<T: FloatElement>(device: &Device, path: SearchPath, d: usize, metric: Metric, splits: usize) -> Check {
+fn codebook_check<T: FloatElement>(
+    device: &Device,
+    path: SearchPath,
+    d: usize,
+    metric: Metric,
+    splits: usize,
+) -> Check {
     let kernel = match path {
         SearchPath::Simt | SearchPath::Auto => "codebook_search_simt",
         SearchPath::TensorCore => "codebook_search_mma",

@@ -43,7 +43,11 @@ pub enum Error {
 
     /// Reading or writing a file (CLI and examples).
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// Decoding or encoding an image (CLI).
     #[error("{path}: {message}")]

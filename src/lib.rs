@@ -17,9 +17,17 @@ pub mod selftest;
 
 pub use device::{BackendKind, DType, Device, DeviceBuffer, Element, FloatElement};
 pub use error::{Error, Result};
+pub use kernels::binary_quant::{
+    BinaryQuantKernel, BinaryQuantOp, BinaryQuantized, BinaryQuantizer, BINARY_QUANT_MAX_DIM,
+    BINARY_QUANT_MAX_GROUP_BITS,
+};
 pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
 pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM};
+pub use kernels::kmeans::{
+    sort_rows_by_entry, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
+};
 pub use kernels::launch::LaunchConfig;
+pub use kernels::residual_vq::{ResidualVq, ResidualVqOutput};
 
 /// Facts about the CUDA side of this build and host, for `tessera doctor`.
 pub mod cuda {

@@ -28,7 +28,8 @@ fn fsq_demo_writes_a_reconstruction_and_reports_psnr() {
     let out = tessera().args(["fsq", "--levels", "8,5,5,5"]).arg(&input).arg(&output).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let psnr: f64 = stdout.split("PSNR ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap();
+    let psnr: f64 =
+        stdout.split("PSNR ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap();
     assert!(psnr > 20.0, "PSNR {psnr}: {stdout}");
     // 23×15 blocks of 2×2 (odd width padded) per channel, log2(1000) bits each.
     let bpp = 3.0 * 23.0 * 15.0 * 1000f64.log2() / (45.0 * 30.0);

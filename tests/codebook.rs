@@ -26,7 +26,14 @@ fn check<T: FloatElement>(case: &Case, metric: Metric, path: SearchPath, splits:
     let want = reference::search(&z, &e, d, metric);
     let (atol, rtol) = common::tolerance(T::DTYPE, d);
     for device in common::kernel_devices("codebook") {
-        let ctx = format!("{:?} {metric:?} {path:?} splits {splits:?} n={} k={} d={} on {}", T::DTYPE, case.n, case.k, d, device.name());
+        let ctx = format!(
+            "{:?} {metric:?} {path:?} splits {splits:?} n={} k={} d={} on {}",
+            T::DTYPE,
+            case.n,
+            case.k,
+            d,
+            device.name()
+        );
         let codebook = Codebook::new(&device, device.upload(&e).unwrap(), d, metric).unwrap();
         let options = SearchOptions { distances: true, histogram: true, path, splits };
         let out = codebook.quantize(&device, &device.upload(&z).unwrap(), &options).unwrap();
@@ -45,13 +52,21 @@ fn check<T: FloatElement>(case: &Case, metric: Metric, path: SearchPath, splits:
                 );
             }
             let dg = reference::distance(&z, &e, d, row, got as usize, metric);
-            assert!((dists[row] as f64 - dg).abs() <= atol + rtol * dg.abs(), "{ctx}: row {row} distance {} vs {dg}", dists[row]);
+            assert!(
+                (dists[row] as f64 - dg).abs() <= atol + rtol * dg.abs(),
+                "{ctx}: row {row} distance {} vs {dg}",
+                dists[row]
+            );
         }
         // Gathered rows: exactly the searched entries at the chosen indices.
         let searched = codebook.searched_entries().download().unwrap();
         let quantized = out.quantized.download().unwrap();
         for (row, &idx) in indices.iter().enumerate() {
-            assert_eq!(&quantized[row * d..(row + 1) * d], &searched[idx as usize * d..(idx as usize + 1) * d], "{ctx}: row {row}");
+            assert_eq!(
+                &quantized[row * d..(row + 1) * d],
+                &searched[idx as usize * d..(idx as usize + 1) * d],
+                "{ctx}: row {row}"
+            );
         }
         // Histogram: exactly the counts of the returned indices; perplexity and commitment from them.
         let hist = out.histogram.as_ref().unwrap().download().unwrap();
@@ -59,7 +74,11 @@ fn check<T: FloatElement>(case: &Case, metric: Metric, path: SearchPath, splits:
         let perplexity = out.perplexity.unwrap();
         assert!((perplexity - reference::perplexity(&hist)).abs() <= 1e-9 * perplexity.max(1.0), "{ctx}");
         let mean = if case.n == 0 { 0.0 } else { dists.iter().map(|&x| x as f64).sum::<f64>() / case.n as f64 };
-        assert!((out.commitment - mean).abs() <= 1e-6 * mean.max(1e-6), "{ctx}: commitment {} vs {mean}", out.commitment);
+        assert!(
+            (out.commitment - mean).abs() <= 1e-6 * mean.max(1e-6),
+            "{ctx}: commitment {} vs {mean}",
+            out.commitment
+        );
     }
 }
 
@@ -126,7 +145,8 @@ fn automatic_plan_splits_small_n_huge_k() {
     assert!(plan.splits > 1, "{plan:?}");
     check::<f32>(&case, Metric::SquaredL2, SearchPath::Auto, None);
 
-    let bf: Codebook<bf16> = Codebook::new(&device, device.upload(&vec![bf16::ONE; 64 * 2048]).unwrap(), 64, Metric::SquaredL2).unwrap();
+    let bf: Codebook<bf16> =
+        Codebook::new(&device, device.upload(&vec![bf16::ONE; 64 * 2048]).unwrap(), 64, Metric::SquaredL2).unwrap();
     let plan = bf.plan(100, &SearchOptions::default()).unwrap();
     assert_eq!(plan.path, SearchPath::TensorCore);
     assert!(plan.splits > 1, "{plan:?}");
@@ -148,7 +168,13 @@ fn ties_go_to_the_lowest_index() {
         }
     }
     let z: Vec<f32> = (0..70).flat_map(|_| e[90 * d..91 * d].to_vec()).collect();
-    for (path, splits) in [(SearchPath::Simt, 1), (SearchPath::Simt, 3), (SearchPath::TensorCore, 1), (SearchPath::TensorCore, 3), (SearchPath::Unfused, 1)] {
+    for (path, splits) in [
+        (SearchPath::Simt, 1),
+        (SearchPath::Simt, 3),
+        (SearchPath::TensorCore, 1),
+        (SearchPath::TensorCore, 3),
+        (SearchPath::Unfused, 1),
+    ] {
         let zb: Vec<f16> = z.iter().map(|&v| f16::from_f32(v)).collect();
         let eb: Vec<f16> = e.iter().map(|&v| f16::from_f32(v)).collect();
         let codebook = Codebook::new(&device, device.upload(&eb).unwrap(), d, Metric::SquaredL2).unwrap();
@@ -163,7 +189,9 @@ fn k_of_one_and_n_of_zero() {
     let device = Device::emulator();
     for metric in [Metric::SquaredL2, Metric::Cosine] {
         let codebook = Codebook::new(&device, device.upload(&[0.5f32, -0.25, 1.0]).unwrap(), 3, metric).unwrap();
-        let out = codebook.quantize(&device, &device.upload(&[1.0f32, 2.0, 3.0, -1.0, 0.0, 0.5]).unwrap(), &SearchOptions::default()).unwrap();
+        let out = codebook
+            .quantize(&device, &device.upload(&[1.0f32, 2.0, 3.0, -1.0, 0.0, 0.5]).unwrap(), &SearchOptions::default())
+            .unwrap();
         assert_eq!(out.indices.download().unwrap(), vec![0, 0]);
         assert_eq!(out.histogram.unwrap().download().unwrap(), vec![2]);
         let none = codebook.quantize(&device, &device.upload::<f32>(&[]).unwrap(), &SearchOptions::default()).unwrap();
@@ -177,7 +205,8 @@ fn residual_is_z_minus_the_chosen_entry() {
     let case = random_case(100, 50, 8, 11);
     for device in [Device::emulator(), Device::cpu()] {
         let codebook = Codebook::new(&device, device.upload(&case.e).unwrap(), 8, Metric::SquaredL2).unwrap();
-        let (out, residual) = codebook.quantize_residual(&device, &device.upload(&case.z).unwrap(), &SearchOptions::default()).unwrap();
+        let (out, residual) =
+            codebook.quantize_residual(&device, &device.upload(&case.z).unwrap(), &SearchOptions::default()).unwrap();
         let q = out.quantized.download().unwrap();
         let r = residual.download().unwrap();
         for i in 0..case.z.len() {
@@ -191,7 +220,12 @@ fn cpu_backend_matches_the_emulator() {
     let case = random_case(120, 90, 17, 5);
     let search = |device: &Device| {
         let codebook = Codebook::new(device, device.upload(&case.e).unwrap(), 17, Metric::Cosine).unwrap();
-        codebook.quantize(device, &device.upload(&case.z).unwrap(), &SearchOptions::default()).unwrap().indices.download().unwrap()
+        codebook
+            .quantize(device, &device.upload(&case.z).unwrap(), &SearchOptions::default())
+            .unwrap()
+            .indices
+            .download()
+            .unwrap()
     };
     assert_eq!(search(&Device::cpu()), search(&Device::emulator()));
 }
@@ -228,10 +262,22 @@ fn bad_arguments_are_typed_errors() {
     let device = Device::emulator();
     let other = Device::emulator();
     let e = device.upload(&[0.0f32; 12]).unwrap();
-    assert!(matches!(Codebook::new(&device, device.upload(&[0.0f32; 12]).unwrap(), 0, Metric::SquaredL2), Err(Error::InvalidArgument { arg: "dim", .. })));
-    assert!(matches!(Codebook::new(&device, device.upload(&[0.0f32; 12]).unwrap(), 5, Metric::SquaredL2), Err(Error::InvalidArgument { arg: "entries", .. })));
-    assert!(matches!(Codebook::new(&device, device.upload::<f32>(&[]).unwrap(), 4, Metric::SquaredL2), Err(Error::InvalidArgument { arg: "entries", .. })));
-    assert!(matches!(Codebook::new(&device, other.upload(&[0.0f32; 12]).unwrap(), 4, Metric::SquaredL2), Err(Error::WrongDevice { arg: "entries", .. })));
+    assert!(matches!(
+        Codebook::new(&device, device.upload(&[0.0f32; 12]).unwrap(), 0, Metric::SquaredL2),
+        Err(Error::InvalidArgument { arg: "dim", .. })
+    ));
+    assert!(matches!(
+        Codebook::new(&device, device.upload(&[0.0f32; 12]).unwrap(), 5, Metric::SquaredL2),
+        Err(Error::InvalidArgument { arg: "entries", .. })
+    ));
+    assert!(matches!(
+        Codebook::new(&device, device.upload::<f32>(&[]).unwrap(), 4, Metric::SquaredL2),
+        Err(Error::InvalidArgument { arg: "entries", .. })
+    ));
+    assert!(matches!(
+        Codebook::new(&device, other.upload(&[0.0f32; 12]).unwrap(), 4, Metric::SquaredL2),
+        Err(Error::WrongDevice { arg: "entries", .. })
+    ));
     let codebook = Codebook::new(&device, e, 4, Metric::SquaredL2).unwrap();
     let r = codebook.quantize(&device, &device.upload(&[0.0f32; 6]).unwrap(), &SearchOptions::default());
     assert!(matches!(r, Err(Error::InvalidArgument { arg: "z", .. })), "{:?}", r.map(|o| o.commitment));
@@ -244,5 +290,8 @@ fn bad_arguments_are_typed_errors() {
     let r = codebook.quantize(&device, &device.upload(&[0.0f32; 8]).unwrap(), &zero);
     assert!(matches!(r, Err(Error::InvalidArgument { arg: "options.splits", .. })));
     let cos = Codebook::new(&device, device.upload(&[1.0f32; 8]).unwrap(), 4, Metric::Cosine).unwrap();
-    assert!(matches!(cos.quantize_residual(&device, &device.upload(&[0.0f32; 8]).unwrap(), &SearchOptions::default()), Err(Error::InvalidArgument { arg: "metric", .. })));
+    assert!(matches!(
+        cos.quantize_residual(&device, &device.upload(&[0.0f32; 8]).unwrap(), &SearchOptions::default()),
+        Err(Error::InvalidArgument { arg: "metric", .. })
+    ));
 }

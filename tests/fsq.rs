@@ -16,7 +16,12 @@ struct Quantized<T> {
     indices: Vec<u32>,
 }
 
-fn run_kernel<T: FloatElement>(device: &Device, kernel: FsqKernel, fsq: &Fsq, z: &[T]) -> tessera::Result<Quantized<T>> {
+fn run_kernel<T: FloatElement>(
+    device: &Device,
+    kernel: FsqKernel,
+    fsq: &Fsq,
+    z: &[T],
+) -> tessera::Result<Quantized<T>> {
     let n = z.len() / fsq.dim();
     let latents = device.upload(z)?;
     let mut codes = device.zeros(z.len())?;
@@ -46,7 +51,10 @@ fn assert_codes_match(device: &Device, levels: &[u32], z: &[f32], got: &[i32], w
         let bounded = ((z[i] + c.shift) as f64).tanh() as f32 * c.half_l - c.offset;
         let boundary = bounded.floor() + 0.5;
         let ulps = ((bounded - boundary).abs() / (bounded.abs().max(1e-30) * f32::EPSILON)).ceil();
-        assert!((g - w).abs() == 1 && ulps <= 4.0, "code {i}: got {g}, want {w}, bounded {bounded} is {ulps} ulps from {boundary}");
+        assert!(
+            (g - w).abs() == 1 && ulps <= 4.0,
+            "code {i}: got {g}, want {w}, bounded {bounded} is {ulps} ulps from {boundary}"
+        );
     }
 }
 
@@ -82,7 +90,8 @@ fn check_against_reference<T: FloatElement>(levels: &[u32], z32: &[f32]) {
 /// Levels drawn like real FSQ configurations: 1 to 8 dimensions, 2 to 17 levels each
 /// (odd and even), product below 2^31.
 fn levels_strategy() -> impl Strategy<Value = Vec<u32>> {
-    prop::collection::vec(2u32..=17, 1..=8).prop_filter("product < 2^31", |l| l.iter().map(|&x| x as u64).product::<u64>() < 1 << 31)
+    prop::collection::vec(2u32..=17, 1..=8)
+        .prop_filter("product < 2^31", |l| l.iter().map(|&x| x as u64).product::<u64>() < 1 << 31)
 }
 
 /// A latent value: mostly moderate, sometimes huge, infinite, or placed exactly on a
@@ -146,7 +155,9 @@ fn round_half_to_even_at_boundaries() {
 #[test]
 fn every_index_round_trips() {
     let device = Device::emulator();
-    for levels in [vec![2u32], vec![3], vec![8, 5, 5, 5], vec![7, 5, 3], vec![2, 2, 2, 2, 2], vec![16, 16, 16], vec![4, 3, 2, 9]] {
+    for levels in
+        [vec![2u32], vec![3], vec![8, 5, 5, 5], vec![7, 5, 3], vec![2, 2, 2, 2, 2], vec![16, 16, 16], vec![4, 3, 2, 9]]
+    {
         let fsq = Fsq::new(&levels).unwrap();
         let all: Vec<u32> = (0..fsq.codebook_size()).collect();
         let indices = device.upload(&all).unwrap();

@@ -153,7 +153,8 @@ pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
 
 /// Reads a PNG (any colour type) as RGB in [0, 1].
 pub fn load_png(path: &std::path::Path) -> Result<RgbImage> {
-    let img = image::open(path).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })?;
+    let img =
+        image::open(path).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })?;
     let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
     let pixels = rgb.pixels().map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]).collect();

@@ -42,8 +42,16 @@ impl DType {
 
 /// A plain-old-data element that can live in device memory.
 pub trait Element:
-    Copy + Default + Send + Sync + std::fmt::Debug + PartialEq + bytemuck::Pod + cudarc::driver::DeviceRepr
-    + cudarc::driver::ValidAsZeroBits + 'static
+    Copy
+    + Default
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + PartialEq
+    + bytemuck::Pod
+    + cudarc::driver::DeviceRepr
+    + cudarc::driver::ValidAsZeroBits
+    + 'static
 {
     /// The runtime tag of this type.
     const DTYPE: DType;

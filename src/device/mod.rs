@@ -11,8 +11,8 @@
 mod buffer;
 pub(crate) mod cuda;
 mod dtype;
-mod host_alloc;
 pub(crate) mod emulator;
+mod host_alloc;
 
 pub use buffer::DeviceBuffer;
 pub use dtype::{DType, Element, FloatElement};
@@ -90,9 +90,7 @@ impl Device {
     pub fn best() -> Self {
         match Self::cuda(0) {
             Ok(dev) => dev,
-            Err(err) => {
-                Self::new(Backend::Cpu, format!("CPU reference implementations (no usable GPU: {err})"))
-            }
+            Err(err) => Self::new(Backend::Cpu, format!("CPU reference implementations (no usable GPU: {err})")),
         }
     }
 

@@ -23,8 +23,8 @@
 use crate::device::{BackendKind, DType, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::launch::LaunchConfig;
-pub use crate::reference::codebook::Metric;
 use crate::reference::codebook as reference;
+pub use crate::reference::codebook::Metric;
 
 /// Latents per block of both search paths.
 const ROWS_PER_BLOCK: usize = 64;
@@ -154,7 +154,10 @@ impl<T: FloatElement> Codebook<T> {
         }
         check_device(device, "entries", entries.device())?;
         if entries.len() % dim != 0 {
-            return Err(Error::invalid("entries", format!("{} elements is not a whole number of rows of d = {dim}", entries.len())));
+            return Err(Error::invalid(
+                "entries",
+                format!("{} elements is not a whole number of rows of d = {dim}", entries.len()),
+            ));
         }
         let k = entries.len() / dim;
         if k == 0 {
@@ -199,16 +202,19 @@ impl<T: FloatElement> Codebook<T> {
 
     /// The path, splits and split size a search of `n` latents uses with `options`.
     pub fn plan(&self, n: usize, options: &SearchOptions) -> Result<SearchPlan> {
-        let tc_ok = matches!(T::DTYPE, DType::F16 | DType::BF16) && self.d % 16 == 0 && (32..=MMA_MAX_D).contains(&self.d);
+        let tc_ok =
+            matches!(T::DTYPE, DType::F16 | DType::BF16) && self.d % 16 == 0 && (32..=MMA_MAX_D).contains(&self.d);
         let path = match options.path {
             SearchPath::Auto if tc_ok => SearchPath::TensorCore,
             SearchPath::Auto => SearchPath::Simt,
-            SearchPath::TensorCore if !tc_ok => {
-                return Err(Error::invalid(
-                    "options.path",
-                    format!("the tensor-core path needs f16/bf16 and d % 16 == 0 with 32 ≤ d ≤ {MMA_MAX_D} (have {:?}, d = {})", T::DTYPE, self.d),
-                ))
-            }
+            SearchPath::TensorCore if !tc_ok => return Err(Error::invalid(
+                "options.path",
+                format!(
+                    "the tensor-core path needs f16/bf16 and d % 16 == 0 with 32 ≤ d ≤ {MMA_MAX_D} (have {:?}, d = {})",
+                    T::DTYPE,
+                    self.d
+                ),
+            )),
             p => p,
         };
         let row_blocks = n.div_ceil(ROWS_PER_BLOCK).max(1);
@@ -258,7 +264,10 @@ impl<T: FloatElement> Codebook<T> {
         check_device(device, "z", z.device())?;
         check_device(device, "codebook", self.entries.device())?;
         if z.len() % self.d != 0 {
-            return Err(Error::invalid("z", format!("{} elements is not a whole number of rows of d = {}", z.len(), self.d)));
+            return Err(Error::invalid(
+                "z",
+                format!("{} elements is not a whole number of rows of d = {}", z.len(), self.d),
+            ));
         }
         let n = z.len() / self.d;
         if n >= u32::MAX as usize {
@@ -280,16 +289,22 @@ impl<T: FloatElement> Codebook<T> {
 
         let mut keys = device.upload(&vec![u64::MAX; n])?;
         if n > 0 {
-            let grid_x = u32::try_from(n.div_ceil(ROWS_PER_BLOCK)).map_err(|_| Error::invalid("z", "too many latents"))?;
+            let grid_x =
+                u32::try_from(n.div_ceil(ROWS_PER_BLOCK)).map_err(|_| Error::invalid("z", "too many latents"))?;
             let cps = plan.codes_per_split as u32;
             match plan.path {
                 SearchPath::Simt | SearchPath::Auto => {
-                    let cfg = LaunchConfig { grid: (grid_x, plan.splits as u32, 1), block: (256, 1, 1), shared_mem_bytes: 0 };
+                    let cfg =
+                        LaunchConfig { grid: (grid_x, plan.splits as u32, 1), block: (256, 1, 1), shared_mem_bytes: 0 };
                     codebook_search_simt(device, &cfg, zs, es, &self.sqnorm, &mut keys, n32, k32, d32, cps)?;
                 }
                 SearchPath::TensorCore => {
                     let smem = ROWS_PER_BLOCK * (self.d + 8) * 2 + 2 * CODES_PER_TILE * (32 + 8) * 2;
-                    let cfg = LaunchConfig { grid: (grid_x, plan.splits as u32, 1), block: (128, 1, 1), shared_mem_bytes: smem as u32 };
+                    let cfg = LaunchConfig {
+                        grid: (grid_x, plan.splits as u32, 1),
+                        block: (128, 1, 1),
+                        shared_mem_bytes: smem as u32,
+                    };
                     codebook_search_mma(device, &cfg, zs, es, &self.sqnorm, &mut keys, n32, k32, d32, cps)?;
                 }
                 SearchPath::Unfused => {
@@ -318,8 +333,22 @@ impl<T: FloatElement> Codebook<T> {
         let flags = u32::from(want_residual) | (u32::from(options.histogram) << 1);
         let cfg = LaunchConfig::for_items(n, ROWS_WARPS, 256, 0)?;
         codebook_finalize(
-            device, &cfg, zs, es, &keys, &mut indices, &mut quantized, &mut distances, &mut histogram,
-            &mut block_sums, &mut residual, &mut status, n32, k32, d32, flags,
+            device,
+            &cfg,
+            zs,
+            es,
+            &keys,
+            &mut indices,
+            &mut quantized,
+            &mut distances,
+            &mut histogram,
+            &mut block_sums,
+            &mut residual,
+            &mut status,
+            n32,
+            k32,
+            d32,
+            flags,
         )?;
         let bad = status.download()?[0];
         if bad != u32::MAX {
@@ -361,7 +390,9 @@ impl<T: FloatElement> Codebook<T> {
             let e = &searched[idx as usize * d..(idx as usize + 1) * d];
             quantized.extend_from_slice(e);
             if want_residual {
-                residual.extend(zh[row * d..(row + 1) * d].iter().zip(e).map(|(a, b)| T::from_f32(a.to_f32() - b.to_f32())));
+                residual.extend(
+                    zh[row * d..(row + 1) * d].iter().zip(e).map(|(a, b)| T::from_f32(a.to_f32() - b.to_f32())),
+                );
             }
         }
         let n = found.indices.len();

@@ -207,9 +207,10 @@ impl Fsq {
             let (v, i) = (host_mut(values, "values")?, host_mut(indices, "indices")?);
             return reference::fsq::quantize(&self.levels, z, c, v, i).map_err(nan_error);
         }
-        let n32 = u32::try_from(n).ok().filter(|&n| n < u32::MAX).ok_or_else(|| {
-            Error::invalid("latents", format!("{n} rows; at most {} per call", u32::MAX - 1))
-        })?;
+        let n32 = u32::try_from(n)
+            .ok()
+            .filter(|&n| n < u32::MAX)
+            .ok_or_else(|| Error::invalid("latents", format!("{n} rows; at most {} per call", u32::MAX - 1)))?;
         let mut status = device.upload(&[u32::MAX])?;
         match kernel {
             FsqKernel::Simple => {
@@ -229,11 +230,12 @@ impl Fsq {
 
     /// Decodes token indices `[n]` into codes and normalized values `[n, d]`. An index
     /// `≥ codebook_size()` is [`Error::InvalidValue`] naming its row.
-    pub fn dequantize<T: FloatElement>(&self, device: &Device, indices: &DeviceBuffer<u32>) -> Result<FsqDequantized<T>> {
-        let len = indices
-            .len()
-            .checked_mul(self.dim())
-            .ok_or_else(|| Error::invalid("indices", "too many rows"))?;
+    pub fn dequantize<T: FloatElement>(
+        &self,
+        device: &Device,
+        indices: &DeviceBuffer<u32>,
+    ) -> Result<FsqDequantized<T>> {
+        let len = indices.len().checked_mul(self.dim()).ok_or_else(|| Error::invalid("indices", "too many rows"))?;
         let mut out = FsqDequantized { codes: device.zeros(len)?, values: device.zeros(len)? };
         self.dequantize_into(device, indices, &mut out.codes, &mut out.values)?;
         Ok(out)
@@ -279,7 +281,10 @@ impl Fsq {
 
     fn rows(&self, len: usize, arg: &'static str) -> Result<usize> {
         if len % self.dim() != 0 {
-            return Err(Error::invalid(arg, format!("{len} elements is not a whole number of rows of d = {}", self.dim())));
+            return Err(Error::invalid(
+                arg,
+                format!("{len} elements is not a whole number of rows of d = {}", self.dim()),
+            ));
         }
         Ok(len / self.dim())
     }

@@ -35,10 +35,9 @@ impl LaunchConfig {
     /// rounding up. Fails when the grid would exceed the device's limit.
     pub fn for_items(items: usize, items_per_block: usize, threads: u32, shared_mem_bytes: u32) -> Result<Self> {
         let blocks = items.div_ceil(items_per_block.max(1));
-        let blocks = u32::try_from(blocks)
-            .ok()
-            .filter(|&b| b <= i32::MAX as u32)
-            .ok_or_else(|| Error::invalid("n", format!("{items} items need {blocks} blocks, more than a grid holds")))?;
+        let blocks = u32::try_from(blocks).ok().filter(|&b| b <= i32::MAX as u32).ok_or_else(|| {
+            Error::invalid("n", format!("{items} items need {blocks} blocks, more than a grid holds"))
+        })?;
         Ok(Self::linear(blocks, threads, shared_mem_bytes))
     }
 
@@ -59,13 +58,20 @@ impl LaunchConfig {
             return bad(format!("grid {:?} too large", self.grid));
         }
         if self.shared_mem_bytes > MAX_DYNAMIC_SHARED_BYTES {
-            return bad(format!("{} bytes of dynamic shared memory > {MAX_DYNAMIC_SHARED_BYTES}", self.shared_mem_bytes));
+            return bad(format!(
+                "{} bytes of dynamic shared memory > {MAX_DYNAMIC_SHARED_BYTES}",
+                self.shared_mem_bytes
+            ));
         }
         Ok(())
     }
 
     pub(crate) fn to_cudarc(self) -> cudarc::driver::LaunchConfig {
-        cudarc::driver::LaunchConfig { grid_dim: self.grid, block_dim: self.block, shared_mem_bytes: self.shared_mem_bytes }
+        cudarc::driver::LaunchConfig {
+            grid_dim: self.grid,
+            block_dim: self.block,
+            shared_mem_bytes: self.shared_mem_bytes,
+        }
     }
 }
 
@@ -118,8 +124,12 @@ macro_rules! __karg_raw_ty {
 }
 
 macro_rules! __karg_check {
-    (input $dev:ident $a:ident) => { $dev.check_owns(stringify!($a), &*$a)?; };
-    (output $dev:ident $a:ident) => { $dev.check_owns(stringify!($a), &*$a)?; };
+    (input $dev:ident $a:ident) => {
+        $dev.check_owns(stringify!($a), &*$a)?;
+    };
+    (output $dev:ident $a:ident) => {
+        $dev.check_owns(stringify!($a), &*$a)?;
+    };
     (scalar $dev:ident $a:ident) => {};
 }
 
@@ -132,7 +142,9 @@ macro_rules! __karg_host {
         $a.host_mut().ok_or_else(|| $crate::kernels::launch::host_storage_missing(stringify!($a)))?.as_mut_ptr()
             as *mut ::std::ffi::c_void
     };
-    (scalar $a:ident) => { $a };
+    (scalar $a:ident) => {
+        $a
+    };
 }
 
 macro_rules! __karg_cuda_push {
@@ -142,7 +154,9 @@ macro_rules! __karg_cuda_push {
     ($b:ident output $a:ident) => {
         $b.arg($a.cuda_slice_mut().ok_or_else(|| $crate::kernels::launch::cuda_storage_missing(stringify!($a)))?);
     };
-    ($b:ident scalar $a:ident) => { $b.arg(&$a); };
+    ($b:ident scalar $a:ident) => {
+        $b.arg(&$a);
+    };
 }
 
 /// The shared body: checks, then Cuda or Emulator dispatch of `$symbol`.

@@ -3,5 +3,8 @@
 #[macro_use]
 pub(crate) mod launch;
 
+pub mod binary_quant;
 pub mod codebook;
 pub mod fsq;
+pub mod kmeans;
+pub mod residual_vq;

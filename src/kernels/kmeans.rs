@@ -1,0 +1,501 @@
+//! k-means codebooks: [`Codebook::fit`] (Lloyd's algorithm on the device) and the typed
+//! wrappers of `kernels/kmeans.cu`.
+//!
+//! ```no_run
+//! use tessera::{Codebook, Device, KmeansOptions};
+//! let device = Device::emulator();
+//! let data = device.upload(&vec![0.5f32; 4096 * 8])?;            // 4096 rows of d = 8
+//! let options = KmeansOptions { iterations: 20, ..KmeansOptions::new(8, 256) };
+//! let codebook = Codebook::fit(&device, &data, &options, &mut |p| {
+//!     println!("iteration {}/{}: objective {:.4}", p.iteration, p.iterations, p.objective)
+//! })?;
+//! # Ok::<(), tessera::Error>(())
+//! ```
+//!
+//! One iteration = assignment ([`Codebook::quantize`], the search kernels, with the usage
+//! histogram) + update ([`update_centroids`] with [`CentroidKernel::Sorted`]: a stable radix
+//! sort of the rows by entry, then f64 member sums in row order). Every step is
+//! deterministic: the same seed gives the same codebook bit for bit on a backend, run after
+//! run; and because the update sums exactly as `src/reference/kmeans.rs` does, the Cpu
+//! backend (the f64 reference) gives the same codebook as the device whenever the
+//! assignments agree (well-separated data).
+//!
+//! Initialization: k-means++ (Arthur & Vassilvitskii 2007) — the first entry a uniformly
+//! drawn data row, each next one a data row drawn with probability ∝ its squared distance
+//! to the nearest entry so far — with the seeded splitmix64 generator of
+//! [`crate::reference::kmeans`], run on the device without host round trips
+//! (`kmeans_plusplus_*`: k − 1 rounds of one pass over the data). The k rows are distinct
+//! unless the data has fewer than k distinct rows. An entry that no row chose in an
+//! assignment becomes a random data row (drawn in increasing entry order, counted in
+//! [`KmeansProgress::reseeded`]). For [`Metric::Cosine`] the rows are l2-normalized once,
+//! entries are means of unit rows (spherical k-means), and [`Codebook::new`] normalizes
+//! them for the search.
+
+use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
+use crate::error::{Error, Result};
+use crate::kernels::codebook::{codebook_rows, Codebook, Metric, SearchOptions, SearchPath};
+use crate::kernels::launch::LaunchConfig;
+use crate::reference::kmeans as reference;
+
+/// Threads per block of every kernel of kmeans.cu (`KM_THREADS`).
+const THREADS: u32 = 256;
+/// Entries (warps) per block of the v1 centroid kernel.
+const WARPS: usize = 8;
+/// Bits of the entry index sorted per radix pass (`KM_RADIX_BITS`).
+const RADIX_BITS: u32 = 8;
+/// Digits per radix pass (`KM_RADIX`).
+const RADIX: usize = 1 << RADIX_BITS;
+/// Rows per block of the radix kernels (`KM_CHUNK`).
+const CHUNK: usize = 256 * 8;
+/// Most rows a fit or an update takes (index arithmetic in the kernels stays in u32).
+const MAX_ROWS: usize = u32::MAX as usize - CHUNK;
+
+declare_kernels! {
+    /// C: `kmeans_histogram(const unsigned* indices, unsigned* counts, unsigned* status,
+    ///     unsigned n, unsigned k)`
+    fn kmeans_histogram(indices: input u32, counts: output u32, status: output u32, n: scalar u32, k: scalar u32);
+    /// C: `kmeans_exclusive_scan(const unsigned* src, unsigned* dst, unsigned len)` — one block.
+    fn kmeans_exclusive_scan(src: input u32, dst: output u32, len: scalar u32);
+    /// C: `kmeans_digit_counts(const unsigned* keys, unsigned* counts, unsigned n, unsigned shift)`
+    fn kmeans_digit_counts(keys: input u32, counts: output u32, n: scalar u32, shift: scalar u32);
+    /// C: `kmeans_digit_scatter(const unsigned* keys_in, const unsigned* rows_in,
+    ///     const unsigned* offsets, unsigned* keys_out, unsigned* rows_out, unsigned n,
+    ///     unsigned shift, unsigned first_pass)`
+    fn kmeans_digit_scatter(keys_in: input u32, rows_in: input u32, offsets: input u32, keys_out: output u32,
+        rows_out: output u32, n: scalar u32, shift: scalar u32, first_pass: scalar u32);
+    /// C: `kmeans_centroids_<T>(const T* data, const unsigned* rows, const unsigned* offsets,
+    ///     const unsigned* reseed_rows, T* out, unsigned k, unsigned d)`
+    fn kmeans_centroids<T: f32 | f16 | bf16>(data: input T, rows: input u32, offsets: input u32,
+        reseed_rows: input u32, out: output T, k: scalar u32, d: scalar u32);
+    /// C: `kmeans_centroids_v1_<T>(const T* data, const unsigned* indices,
+    ///     const unsigned* reseed_rows, T* out, unsigned n, unsigned k, unsigned d)`
+    fn kmeans_centroids_v1<T: f32 | f16 | bf16>(data: input T, indices: input u32, reseed_rows: input u32,
+        out: output T, n: scalar u32, k: scalar u32, d: scalar u32);
+    /// C: `kmeans_plusplus_distances_<T>(const T* data, float* d2, double* block_sums,
+    ///     const unsigned* chosen, unsigned step, unsigned n, unsigned d, unsigned rows_per_block)`;
+    /// `block_sums` holds f64 values in a u64 buffer (the crate has no f64 element type).
+    fn kmeans_plusplus_distances<T: f32 | f16 | bf16>(data: input T, d2: output f32, block_sums: output u64,
+        chosen: input u32, step: scalar u32, n: scalar u32, d: scalar u32, rows_per_block: scalar u32);
+    /// C: `kmeans_plusplus_pick(const float* d2, const double* block_sums,
+    ///     const unsigned long long* uniforms, unsigned* chosen, unsigned step, unsigned n,
+    ///     unsigned rows_per_block, unsigned blocks)` — one thread.
+    fn kmeans_plusplus_pick(d2: input f32, block_sums: input u64, uniforms: input u64, chosen: output u32,
+        step: scalar u32, n: scalar u32, rows_per_block: scalar u32, blocks: scalar u32);
+}
+
+/// Most blocks of the k-means++ distance kernel (each sums its rows for the pick).
+const PLUSPLUS_MAX_BLOCKS: usize = 1024;
+
+/// What [`Codebook::fit`] fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KmeansOptions {
+    /// Dimension `d` of a row (the data is `[n, d]` row-major).
+    pub dim: usize,
+    /// Number of entries `k`, `1 ≤ k ≤ n`.
+    pub k: usize,
+    /// Lloyd iterations (assignment + update). 0 is allowed: the codebook is then the
+    /// seeded initialization (`k` distinct data rows) and `progress` is never called.
+    pub iterations: usize,
+    /// Seed of the initialization and of the reseeding of unused entries.
+    pub seed: u64,
+    /// Search metric; cosine fits spherical k-means (means of the l2-normalized rows).
+    pub metric: Metric,
+}
+
+impl KmeansOptions {
+    /// `k` entries of dimension `dim`, 10 iterations, seed 0, squared L2.
+    pub fn new(dim: usize, k: usize) -> Self {
+        KmeansOptions { dim, k, iterations: 10, seed: 0, metric: Metric::SquaredL2 }
+    }
+}
+
+/// Reported by [`Codebook::fit`] after each iteration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KmeansProgress {
+    /// This iteration, 1-based.
+    pub iteration: usize,
+    /// Iterations in all.
+    pub iterations: usize,
+    /// Mean squared distance of the rows to their entry in this iteration's assignment (the
+    /// search's commitment; for cosine `||ẑ − ê||²`). It never increases from one iteration
+    /// to the next, up to float rounding.
+    pub objective: f64,
+    /// Entries that no row chose in this assignment, re-seeded from random data rows.
+    pub reseeded: usize,
+}
+
+/// Which centroid kernel [`update_centroids`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CentroidKernel {
+    /// `kmeans_centroids_v1_*`: one warp per entry scans the whole index array (O(n·k)).
+    Simple,
+    /// Radix sort of the rows by entry, then `kmeans_centroids_*`, one thread per (entry,
+    /// dimension) (O(n·d)). What [`Codebook::fit`] uses.
+    Sorted,
+}
+
+/// Result of [`update_centroids`].
+#[derive(Debug)]
+pub struct CentroidUpdate<T: FloatElement> {
+    /// `[k, d]` the new entries.
+    pub centroids: DeviceBuffer<T>,
+    /// `[k]` rows per entry.
+    pub counts: Vec<u32>,
+}
+
+/// One Lloyd update: entry `e` becomes the mean of the rows `r` of `data` (`[n, dim]`) with
+/// `indices[r] == e` — the f64 sum in increasing row order, divided by the count, rounded to
+/// f32 then `T` — or, if no row has index `e`, the data row `reseed_rows[e]`. Deterministic,
+/// and equal bit for bit to [`crate::reference::kmeans::means`].
+///
+/// Errors: `dim = 0`; `data` not a whole number of rows, or without rows; `indices` not of
+/// length n; `k = 0`; `reseed_rows` not of length `k` or naming a row ≥ n; an index ≥ `k`
+/// ([`Error::InvalidValue`] naming its row, found by the histogram kernel); buffers of
+/// another device.
+pub fn update_centroids<T: FloatElement>(
+    device: &Device,
+    data: &DeviceBuffer<T>,
+    dim: usize,
+    indices: &DeviceBuffer<u32>,
+    k: usize,
+    reseed_rows: &[u32],
+    kernel: CentroidKernel,
+) -> Result<CentroidUpdate<T>> {
+    if dim == 0 {
+        return Err(Error::invalid("dim", "must be at least 1"));
+    }
+    device.check_same("data", data.device())?;
+    device.check_same("indices", indices.device())?;
+    let n = rows_of(data, dim)?;
+    if n == 0 {
+        return Err(Error::invalid("data", "has no rows"));
+    }
+    if indices.len() != n {
+        return Err(Error::LengthMismatch { arg: "indices", expected: n, actual: indices.len() });
+    }
+    if k == 0 || k > u32::MAX as usize {
+        return Err(Error::invalid("k", format!("{k} entries: must be in 1..=2^32 − 1")));
+    }
+    if reseed_rows.len() != k {
+        return Err(Error::LengthMismatch { arg: "reseed_rows", expected: k, actual: reseed_rows.len() });
+    }
+    if let Some(e) = reseed_rows.iter().position(|&r| r as usize >= n) {
+        return Err(Error::invalid("reseed_rows", format!("entry {e} names row {} of {n}", reseed_rows[e])));
+    }
+    if device.kind() == BackendKind::Cpu {
+        let idx = indices.download()?;
+        if let Some(row) = idx.iter().position(|&i| i as usize >= k) {
+            return Err(Error::InvalidValue { arg: "indices", row, reason: "index ≥ k" });
+        }
+        let (c, counts) = reference::means(&data.download()?, dim, &idx, k, reseed_rows);
+        return Ok(CentroidUpdate { centroids: device.upload(&c)?, counts });
+    }
+    let mut counts = device.zeros::<u32>(k)?;
+    let mut status = device.upload(&[u32::MAX])?;
+    let cfg = LaunchConfig::for_items(n, THREADS as usize, THREADS, 0)?;
+    kmeans_histogram(device, &cfg, indices, &mut counts, &mut status, n as u32, k as u32)?;
+    let bad = status.download()?[0];
+    if bad != u32::MAX {
+        return Err(Error::InvalidValue { arg: "indices", row: bad as usize, reason: "index ≥ k" });
+    }
+    let reseed = device.upload(reseed_rows)?;
+    let centroids = match kernel {
+        CentroidKernel::Sorted => sorted_update(device, data, dim, indices, &counts, k, &reseed)?,
+        CentroidKernel::Simple => {
+            let mut out = device.zeros::<T>(k * dim)?;
+            let cfg = LaunchConfig::for_items(k, WARPS, THREADS, 0)?;
+            kmeans_centroids_v1(device, &cfg, data, indices, &reseed, &mut out, n as u32, k as u32, dim as u32)?;
+            out
+        }
+    };
+    Ok(CentroidUpdate { centroids, counts: counts.download()? })
+}
+
+/// The rows of `data` sorted by entry, stable (each entry's rows in increasing order): one
+/// `kmeans_digit_counts` / scan / `kmeans_digit_scatter` round per 8 bits of `k − 1`.
+pub fn sort_rows_by_entry(device: &Device, indices: &DeviceBuffer<u32>, k: usize) -> Result<DeviceBuffer<u32>> {
+    let n = indices.len();
+    if n > MAX_ROWS {
+        return Err(Error::invalid("indices", format!("{n} rows; at most {MAX_ROWS}")));
+    }
+    if device.kind() == BackendKind::Cpu {
+        let idx = indices.download()?;
+        let mut rows: Vec<u32> = (0..n as u32).collect();
+        rows.sort_by_key(|&r| idx[r as usize]); // stable
+        return device.upload(&rows);
+    }
+    let bits = if k <= 1 { 0 } else { usize::BITS - (k - 1).leading_zeros() };
+    let passes = bits.div_ceil(RADIX_BITS).max(1);
+    let blocks = n.div_ceil(CHUNK);
+    let cfg = LaunchConfig::for_items(n, CHUNK, THREADS, 0)?;
+    let mut counts = device.zeros::<u32>(RADIX * blocks)?;
+    let (mut keys_a, mut rows_a) = (device.zeros::<u32>(n)?, device.zeros::<u32>(n)?);
+    let (mut keys_b, mut rows_b) = (device.zeros::<u32>(n)?, device.zeros::<u32>(n)?);
+    for pass in 0..passes {
+        let shift = pass * RADIX_BITS;
+        {
+            let keys_in = if pass == 0 { indices } else { &keys_a };
+            kmeans_digit_counts(device, &cfg, keys_in, &mut counts, n as u32, shift)?;
+            let offsets = exclusive_scan(device, &counts)?;
+            kmeans_digit_scatter(
+                device,
+                &cfg,
+                keys_in,
+                &rows_a,
+                &offsets,
+                &mut keys_b,
+                &mut rows_b,
+                n as u32,
+                shift,
+                u32::from(pass == 0),
+            )?;
+        }
+        std::mem::swap(&mut keys_a, &mut keys_b);
+        std::mem::swap(&mut rows_a, &mut rows_b);
+    }
+    Ok(rows_a)
+}
+
+/// `[len + 1]`: the exclusive prefix sums of `src` and the total.
+fn exclusive_scan(device: &Device, src: &DeviceBuffer<u32>) -> Result<DeviceBuffer<u32>> {
+    let mut dst = device.zeros::<u32>(src.len() + 1)?;
+    kmeans_exclusive_scan(device, &LaunchConfig::linear(1, THREADS, 0), src, &mut dst, src.len() as u32)?;
+    Ok(dst)
+}
+
+/// The sorted update, given valid indices and their histogram.
+fn sorted_update<T: FloatElement>(
+    device: &Device,
+    data: &DeviceBuffer<T>,
+    dim: usize,
+    indices: &DeviceBuffer<u32>,
+    counts: &DeviceBuffer<u32>,
+    k: usize,
+    reseed: &DeviceBuffer<u32>,
+) -> Result<DeviceBuffer<T>> {
+    let rows = sort_rows_by_entry(device, indices, k)?;
+    let offsets = exclusive_scan(device, counts)?;
+    let mut out = device.zeros::<T>(k * dim)?;
+    let cfg = LaunchConfig::for_items(k * dim, THREADS as usize, THREADS, 0)?;
+    kmeans_centroids(device, &cfg, data, &rows, &offsets, reseed, &mut out, k as u32, dim as u32)?;
+    Ok(out)
+}
+
+/// Rows of a `[n, dim]` buffer, or an error naming `data`.
+fn rows_of<T: FloatElement>(data: &DeviceBuffer<T>, dim: usize) -> Result<usize> {
+    if data.len() % dim != 0 {
+        return Err(Error::invalid(
+            "data",
+            format!("{} elements is not a whole number of rows of d = {dim}", data.len()),
+        ));
+    }
+    let n = data.len() / dim;
+    if n > MAX_ROWS {
+        return Err(Error::invalid("data", format!("{n} rows; at most {MAX_ROWS}")));
+    }
+    Ok(n)
+}
+
+impl<T: FloatElement> Codebook<T> {
+    /// Fits a `[k, dim]` codebook to the rows of `data` (`[n, dim]` row-major) with Lloyd's
+    /// k-means; see the module documentation for the algorithm and its determinism.
+    /// `progress` is called after every iteration.
+    ///
+    /// Errors: `options.dim = 0`; `data` not a whole number of rows; `options.k = 0` or
+    /// larger than the number of rows; a non-finite value in `data` ([`Error::InvalidValue`]
+    /// naming its first row); `data` on another device.
+    pub fn fit(
+        device: &Device,
+        data: &DeviceBuffer<T>,
+        options: &KmeansOptions,
+        progress: &mut dyn FnMut(&KmeansProgress),
+    ) -> Result<Codebook<T>> {
+        let KmeansOptions { dim, k, iterations, seed, metric } = *options;
+        if dim == 0 {
+            return Err(Error::invalid("options.dim", "must be at least 1"));
+        }
+        device.check_same("data", data.device())?;
+        let n = rows_of(data, dim)?;
+        if k == 0 {
+            return Err(Error::invalid("options.k", "a codebook needs at least one entry"));
+        }
+        if k > n {
+            return Err(Error::invalid(
+                "options.k",
+                format!("{k} entries but only {n} data rows: k must be at most the number of rows"),
+            ));
+        }
+        let report = |iteration, objective, reseeded| KmeansProgress { iteration, iterations, objective, reseeded };
+
+        if device.kind() == BackendKind::Cpu {
+            let host = data.download()?;
+            if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {
+                return Err(Error::InvalidValue { arg: "data", row: i / dim, reason: "non-finite value" });
+            }
+            let entries = reference::fit(&host, dim, k, iterations, seed, metric, &mut |it, obj, re| {
+                progress(&report(it, obj, re))
+            });
+            return Codebook::new(device, device.upload(&entries)?, dim, metric);
+        }
+
+        // The points searched and averaged: the data, or its normalized rows (cosine). The
+        // row kernel also finds the first non-finite row.
+        let unit = check_rows(device, data, n, dim, metric == Metric::Cosine)?;
+        let points = unit.as_ref().unwrap_or(data);
+
+        let mut rng = reference::Rng::new(seed);
+        let init = plusplus_rows(device, points, n, dim, k, &mut rng)?;
+        // The initialization is an update in which no entry has a member.
+        let mut entries = device.zeros::<T>(k * dim)?;
+        let no_members = device.zeros::<u32>(k + 1)?;
+        let cfg = LaunchConfig::for_items(k * dim, THREADS as usize, THREADS, 0)?;
+        kmeans_centroids(
+            device,
+            &cfg,
+            points,
+            &device.zeros::<u32>(1)?,
+            &no_members,
+            &init,
+            &mut entries,
+            k as u32,
+            dim as u32,
+        )?;
+        let mut codebook = Codebook::new(device, entries, dim, metric)?;
+
+        let search = SearchOptions { distances: false, histogram: true, path: SearchPath::Auto, splits: None };
+        for iteration in 1..=iterations {
+            let assigned = codebook.quantize(device, points, &search)?;
+            let counts = assigned.histogram.as_ref().expect("histogram requested");
+            let (reseed, reseeded) = reference::reseed_rows(&mut rng, &counts.download()?, n);
+            let reseed = device.upload(&reseed)?;
+            let entries = sorted_update(device, points, dim, &assigned.indices, counts, k, &reseed)?;
+            codebook = Codebook::new(device, entries, dim, metric)?;
+            progress(&report(iteration, assigned.commitment, reseeded));
+        }
+        Ok(codebook)
+    }
+}
+
+/// k-means++ seeding on the device; the same draws from `rng` as
+/// [`reference::plusplus_rows`], so the same rows wherever the two agree on the weights.
+fn plusplus_rows<T: FloatElement>(
+    device: &Device,
+    points: &DeviceBuffer<T>,
+    n: usize,
+    dim: usize,
+    k: usize,
+    rng: &mut reference::Rng,
+) -> Result<DeviceBuffer<u32>> {
+    let mut first = vec![0u32; k];
+    first[0] = rng.below(n) as u32;
+    let mut chosen = device.upload(&first)?;
+    let draws: Vec<u64> = (1..k).map(|_| rng.next_u64()).collect();
+    let uniforms = device.upload(&draws)?;
+    let blocks = n.div_ceil(THREADS as usize).min(PLUSPLUS_MAX_BLOCKS);
+    let rows_per_block = n.div_ceil(blocks);
+    let mut d2 = device.zeros::<f32>(n)?;
+    let mut block_sums = device.zeros::<u64>(blocks)?;
+    let spread = LaunchConfig::linear(blocks as u32, THREADS, 0);
+    let single = LaunchConfig::linear(1, 32, 0);
+    let (n32, rpb, g) = (n as u32, rows_per_block as u32, blocks as u32);
+    for step in 1..k as u32 {
+        kmeans_plusplus_distances(
+            device,
+            &spread,
+            points,
+            &mut d2,
+            &mut block_sums,
+            &chosen,
+            step,
+            n32,
+            dim as u32,
+            rpb,
+        )?;
+        kmeans_plusplus_pick(device, &single, &d2, &block_sums, &uniforms, &mut chosen, step, n32, rpb, g)?;
+    }
+    Ok(chosen)
+}
+
+/// Flags the first non-finite row of `data` (as `data`) and, when `normalize`, returns its
+/// l2-normalized rows (the codebook family's row kernel).
+fn check_rows<T: FloatElement>(
+    device: &Device,
+    data: &DeviceBuffer<T>,
+    n: usize,
+    dim: usize,
+    normalize: bool,
+) -> Result<Option<DeviceBuffer<T>>> {
+    let mut sqnorm = device.zeros::<f32>(n)?;
+    let mut unit = device.zeros::<T>(if normalize { n * dim } else { 0 })?;
+    let mut status = device.upload(&[u32::MAX])?;
+    let cfg = LaunchConfig::for_items(n, 8, 256, 0)?;
+    codebook_rows(device, &cfg, data, &mut unit, &mut sqnorm, &mut status, n as u32, dim as u32, u32::from(normalize))?;
+    let bad = status.download()?[0];
+    if bad != u32::MAX {
+        return Err(Error::InvalidValue { arg: "data", row: bad as usize, reason: "non-finite value" });
+    }
+    Ok(normalize.then_some(unit))
+}
+
+/// `tessera doctor`: the centroid kernels (both variants, f32 and bf16) against the
+/// reference, bit for bit; a short fit on the emulator against the Cpu backend; residual VQ.
+pub(crate) fn doctor_checks(device: &Device) -> Vec<crate::doctor::Check> {
+    let mut checks = vec![
+        centroid_check::<f32>(device, CentroidKernel::Sorted),
+        centroid_check::<half::bf16>(device, CentroidKernel::Sorted),
+        centroid_check::<half::f16>(device, CentroidKernel::Simple),
+    ];
+    checks.push(fit_check(device));
+    checks.push(crate::kernels::residual_vq::doctor_check(device));
+    checks
+}
+
+/// A deterministic value in [-1, 1).
+fn pseudo_random(i: usize) -> f32 {
+    ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 8_388_608.0 - 1.0
+}
+
+fn centroid_check<T: FloatElement>(device: &Device, kernel: CentroidKernel) -> crate::doctor::Check {
+    let name = match kernel {
+        CentroidKernel::Simple => format!("kmeans_centroids_v1_{}", T::DTYPE.suffix()),
+        CentroidKernel::Sorted => format!("kmeans_centroids_{}", T::DTYPE.suffix()),
+    };
+    let outcome = (|| -> Result<String> {
+        // k = 300 takes two radix passes; entries ≡ 7 (mod 10) get no member (reseeded).
+        let (n, k, d) = (3000, 300, 5);
+        let data: Vec<T> = (0..n * d).map(|i| T::from_f32(pseudo_random(i) * 4.0)).collect();
+        let indices: Vec<u32> = (0..n)
+            .map(|r| (r as u32).wrapping_mul(2654435761) % k as u32)
+            .map(|e| if e % 10 == 7 { e - 1 } else { e })
+            .collect();
+        let reseed: Vec<u32> = (0..k as u32).map(|e| (e * 7) % n as u32).collect();
+        let got = update_centroids(device, &device.upload(&data)?, d, &device.upload(&indices)?, k, &reseed, kernel)?;
+        let (want, counts) = reference::means(&data, d, &indices, k, &reseed);
+        if got.counts == counts && got.centroids.download()? == want {
+            Ok(format!("{n} rows × d = {d} into {k} entries: counts and means bit-exact"))
+        } else {
+            Err(Error::Emulator("output differs from the CPU reference".into()))
+        }
+    })();
+    crate::doctor::Check { name, outcome: outcome.map_err(|e| e.to_string()) }
+}
+
+fn fit_check(device: &Device) -> crate::doctor::Check {
+    let outcome = (|| -> Result<String> {
+        // 6 well-separated blobs in d = 3.
+        let (k, d, per) = (6, 3, 50);
+        let data: Vec<f32> = (0..k * per)
+            .flat_map(|r| (0..d).map(move |j| ((r % k) * 10 + j) as f32 + 0.3 * pseudo_random(r * d + j)))
+            .collect();
+        let options = KmeansOptions { iterations: 4, seed: 11, ..KmeansOptions::new(d, k) };
+        let fit = |dev: &Device| -> Result<Vec<f32>> {
+            Codebook::fit(dev, &dev.upload(&data)?, &options, &mut |_| {})?.entries().download()
+        };
+        if fit(device)? == fit(&Device::cpu())? {
+            Ok(format!("{} rows, k = {k}, d = {d}, 4 iterations: same codebook as the Cpu backend", k * per))
+        } else {
+            Err(Error::Emulator("codebook differs from the Cpu backend's".into()))
+        }
+    })();
+    crate::doctor::Check { name: "kmeans_fit_f32".into(), outcome: outcome.map_err(|e| e.to_string()) }
+}
