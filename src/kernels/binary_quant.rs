@@ -28,8 +28,9 @@
 //! # Ok::<(), tessera::Error>(())
 //! ```
 
-use crate::device::{BackendKind, Device, DeviceBuffer, Element, FloatElement};
+use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
+use crate::kernels::checks::{host, host_mut, row_count, RowStatus};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference;
 
@@ -238,13 +239,10 @@ impl BinaryQuantizer {
             };
             return run(d, self.group_bits(), z, i, v, e).map_err(|row| self.invalid_row(row));
         }
-        let n32 = u32::try_from(n)
-            .ok()
-            .filter(|&n| n < u32::MAX)
-            .ok_or_else(|| Error::invalid("latents", format!("{n} rows; at most {} per call", u32::MAX - 1)))?;
-        let mut status = device.upload(&[u32::MAX])?;
+        let n32 = row_count(n, "latents")?;
+        let mut status = RowStatus::new(device)?;
         let mut p = self.params;
-        let (e, s) = (&mut status, sq_error);
+        let (e, s) = (status.buffer(), sq_error);
         match (kernel, self.op) {
             (BinaryQuantKernel::Simple, op) => {
                 let cfg = LaunchConfig::for_items(n, BQ_THREADS as usize, BQ_THREADS, 0)?;
@@ -263,11 +261,10 @@ impl BinaryQuantizer {
                 }
             }
         }
-        let word = status.download()?[0];
-        if word != u32::MAX {
-            return Err(self.invalid_row(word as usize));
+        match status.first_flagged()? {
+            Some(row) => Err(self.invalid_row(row)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn rows(&self, len: usize) -> Result<usize> {
@@ -315,14 +312,6 @@ fn check_len(arg: &'static str, actual: usize, expected: Option<usize>) -> Resul
         Some(expected) => Err(Error::LengthMismatch { arg, expected, actual }),
         None => Err(Error::invalid("latents", "too many rows")),
     }
-}
-
-fn host<'a, T: Element>(b: &'a DeviceBuffer<T>, arg: &'static str) -> Result<&'a [T]> {
-    b.host().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
-}
-
-fn host_mut<'a, T: Element>(b: &'a mut DeviceBuffer<T>, arg: &'static str) -> Result<&'a mut [T]> {
-    b.host_mut().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
 }
 
 /// `tessera doctor`: each binary_quant kernel and dtype once on `device` against the CPU

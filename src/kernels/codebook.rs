@@ -22,6 +22,7 @@
 
 use crate::device::{BackendKind, DType, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
+use crate::kernels::checks::{row_count, RowStatus};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::codebook as reference;
 pub use crate::reference::codebook::Metric;
@@ -152,7 +153,7 @@ impl<T: FloatElement> Codebook<T> {
         if dim == 0 {
             return Err(Error::invalid("dim", "must be at least 1"));
         }
-        check_device(device, "entries", entries.device())?;
+        device.check_same("entries", entries.device())?;
         if entries.len() % dim != 0 {
             return Err(Error::invalid(
                 "entries",
@@ -207,14 +208,16 @@ impl<T: FloatElement> Codebook<T> {
         let path = match options.path {
             SearchPath::Auto if tc_ok => SearchPath::TensorCore,
             SearchPath::Auto => SearchPath::Simt,
-            SearchPath::TensorCore if !tc_ok => return Err(Error::invalid(
-                "options.path",
-                format!(
+            SearchPath::TensorCore if !tc_ok => {
+                return Err(Error::invalid(
+                    "options.path",
+                    format!(
                     "the tensor-core path needs f16/bf16 and d % 16 == 0 with 32 ≤ d ≤ {MMA_MAX_D} (have {:?}, d = {})",
                     T::DTYPE,
                     self.d
                 ),
-            )),
+                ))
+            }
             p => p,
         };
         let row_blocks = n.div_ceil(ROWS_PER_BLOCK).max(1);
@@ -261,8 +264,8 @@ impl<T: FloatElement> Codebook<T> {
         options: &SearchOptions,
         want_residual: bool,
     ) -> Result<(VqOutput<T>, Option<DeviceBuffer<T>>)> {
-        check_device(device, "z", z.device())?;
-        check_device(device, "codebook", self.entries.device())?;
+        device.check_same("z", z.device())?;
+        device.check_same("codebook", self.entries.device())?;
         if z.len() % self.d != 0 {
             return Err(Error::invalid(
                 "z",
@@ -270,9 +273,7 @@ impl<T: FloatElement> Codebook<T> {
             ));
         }
         let n = z.len() / self.d;
-        if n >= u32::MAX as usize {
-            return Err(Error::invalid("z", format!("{n} latents; at most {} per call", u32::MAX - 1)));
-        }
+        let n32 = row_count(n, "z")?;
         let plan = self.plan(n, options)?;
         if device.kind() == BackendKind::Cpu {
             return self.search_cpu(device, z, options, want_residual);
@@ -285,7 +286,7 @@ impl<T: FloatElement> Codebook<T> {
         };
         let zs = z_unit.as_ref().unwrap_or(z);
         let es = self.searched_entries();
-        let (n32, k32, d32) = (n as u32, self.k as u32, self.d as u32);
+        let (k32, d32) = (self.k as u32, self.d as u32);
 
         let mut keys = device.upload(&vec![u64::MAX; n])?;
         if n > 0 {
@@ -329,7 +330,7 @@ impl<T: FloatElement> Codebook<T> {
         let blocks = n.div_ceil(ROWS_WARPS);
         let mut block_sums = device.zeros::<f32>(blocks)?;
         let mut residual = device.zeros::<T>(if want_residual { n * self.d } else { 0 })?;
-        let mut status = device.upload(&[u32::MAX])?;
+        let mut status = RowStatus::new(device)?;
         let flags = u32::from(want_residual) | (u32::from(options.histogram) << 1);
         let cfg = LaunchConfig::for_items(n, ROWS_WARPS, 256, 0)?;
         codebook_finalize(
@@ -344,16 +345,13 @@ impl<T: FloatElement> Codebook<T> {
             &mut histogram,
             &mut block_sums,
             &mut residual,
-            &mut status,
+            status.buffer(),
             n32,
             k32,
             d32,
             flags,
         )?;
-        let bad = status.download()?[0];
-        if bad != u32::MAX {
-            return Err(Error::InvalidValue { arg: "z", row: bad as usize, reason: "non-finite latent" });
-        }
+        status.check("z", "non-finite latent")?;
         // For cosine, quantized rows are the normalized entries (what the search compared).
         let commitment = mean_in_order(&block_sums.download()?, n);
         let perplexity = if options.histogram { Some(reference::perplexity(&histogram.download()?)) } else { None };
@@ -414,7 +412,7 @@ impl<T: FloatElement> Codebook<T> {
 
 /// Squared norms of `rows` rows (and the normalized rows when `normalize`), flagging the
 /// first non-finite row as an [`Error::InvalidValue`] of `arg`.
-fn row_norms<T: FloatElement>(
+pub(crate) fn row_norms<T: FloatElement>(
     device: &Device,
     src: &DeviceBuffer<T>,
     rows: usize,
@@ -444,13 +442,11 @@ fn row_norms<T: FloatElement>(
     }
     let mut sqnorm = device.zeros::<f32>(rows)?;
     let mut dst = device.zeros::<T>(if normalize { rows * d } else { 0 })?;
-    let mut status = device.upload(&[u32::MAX])?;
+    let mut status = RowStatus::new(device)?;
     let cfg = LaunchConfig::for_items(rows, ROWS_WARPS, 256, 0)?;
-    codebook_rows(device, &cfg, src, &mut dst, &mut sqnorm, &mut status, rows as u32, d as u32, u32::from(normalize))?;
-    let bad = status.download()?[0];
-    if bad != u32::MAX {
-        return Err(Error::InvalidValue { arg, row: bad as usize, reason: "non-finite value" });
-    }
+    let (rows32, d32) = (row_count(rows, arg)?, d as u32);
+    codebook_rows(device, &cfg, src, &mut dst, &mut sqnorm, status.buffer(), rows32, d32, u32::from(normalize))?;
+    status.check(arg, "non-finite value")?;
     Ok((normalize.then_some(dst), sqnorm))
 }
 
@@ -461,8 +457,4 @@ fn mean_in_order(block_sums: &[f32], n: usize) -> f64 {
     } else {
         block_sums.iter().map(|&s| s as f64).sum::<f64>() / n as f64
     }
-}
-
-fn check_device(device: &Device, arg: &'static str, owner: &Device) -> Result<()> {
-    device.check_same(arg, owner)
 }

@@ -10,10 +10,14 @@
 //! # Ok::<(), tessera::Error>(())
 //! ```
 
-use crate::device::{BackendKind, Device, DeviceBuffer, Element, FloatElement};
+use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
+use crate::kernels::checks::{check_len, host, host_mut, row_count, RowStatus};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference;
+
+const NAN_REASON: &str = "NaN has no FSQ code";
+const INDEX_REASON: &str = "index is not below the codebook size (product of levels)";
 
 /// Largest number of dimensions (levels) an [`Fsq`] supports.
 pub const FSQ_MAX_DIM: usize = 16;
@@ -198,34 +202,33 @@ impl Fsq {
         check_len("values", values.len(), n * d)?;
         check_len("indices", indices.len(), n)?;
         for (arg, owner) in [("latents", latents.device()), ("codes", codes.device()), ("values", values.device())] {
-            check_device(device, arg, owner)?;
+            device.check_same(arg, owner)?;
         }
-        check_device(device, "indices", indices.device())?;
+        device.check_same("indices", indices.device())?;
 
         if device.kind() == BackendKind::Cpu {
             let (z, c) = (host(latents, "latents")?, host_mut(codes, "codes")?);
             let (v, i) = (host_mut(values, "values")?, host_mut(indices, "indices")?);
-            return reference::fsq::quantize(&self.levels, z, c, v, i).map_err(nan_error);
+            return reference::fsq::quantize(&self.levels, z, c, v, i).map_err(|row| Error::InvalidValue {
+                arg: "latents",
+                row,
+                reason: NAN_REASON,
+            });
         }
-        let n32 = u32::try_from(n)
-            .ok()
-            .filter(|&n| n < u32::MAX)
-            .ok_or_else(|| Error::invalid("latents", format!("{n} rows; at most {} per call", u32::MAX - 1)))?;
-        let mut status = device.upload(&[u32::MAX])?;
+        let n32 = row_count(n, "latents")?;
+        let mut status = RowStatus::new(device)?;
+        let s = status.buffer();
         match kernel {
             FsqKernel::Simple => {
                 let cfg = LaunchConfig::for_items(n, FSQ_THREADS as usize, FSQ_THREADS, 0)?;
-                fsq_quantize_v1(device, &cfg, latents, codes, values, indices, &mut status, n32, self.params)?;
+                fsq_quantize_v1(device, &cfg, latents, codes, values, indices, s, n32, self.params)?;
             }
             FsqKernel::Tiled => {
                 let cfg = self.tiled_config::<T>(n)?;
-                fsq_quantize(device, &cfg, latents, codes, values, indices, &mut status, n32, self.params)?;
+                fsq_quantize(device, &cfg, latents, codes, values, indices, s, n32, self.params)?;
             }
         }
-        match read_status(&status)? {
-            Some(row) => Err(nan_error(row)),
-            None => Ok(()),
-        }
+        status.check("latents", NAN_REASON)
     }
 
     /// Decodes token indices `[n]` into codes and normalized values `[n, d]`. An index
@@ -253,25 +256,23 @@ impl Fsq {
         let d = self.dim();
         check_len("codes", codes.len(), n * d)?;
         check_len("values", values.len(), n * d)?;
-        check_device(device, "indices", indices.device())?;
-        check_device(device, "codes", codes.device())?;
-        check_device(device, "values", values.device())?;
+        device.check_same("indices", indices.device())?;
+        device.check_same("codes", codes.device())?;
+        device.check_same("values", values.device())?;
 
         if device.kind() == BackendKind::Cpu {
             let (i, c, v) = (host(indices, "indices")?, host_mut(codes, "codes")?, host_mut(values, "values")?);
-            return reference::fsq::dequantize(&self.levels, i, c, v).map_err(|row| self.index_error(row));
+            return reference::fsq::dequantize(&self.levels, i, c, v).map_err(|row| Error::InvalidValue {
+                arg: "indices",
+                row,
+                reason: INDEX_REASON,
+            });
         }
-        let n32 = u32::try_from(n)
-            .ok()
-            .filter(|&n| n < u32::MAX)
-            .ok_or_else(|| Error::invalid("indices", format!("{n} rows; at most {} per call", u32::MAX - 1)))?;
-        let mut status = device.upload(&[u32::MAX])?;
+        let n32 = row_count(n, "indices")?;
+        let mut status = RowStatus::new(device)?;
         let cfg = self.tiled_config::<T>(n)?;
-        fsq_dequantize(device, &cfg, indices, codes, values, &mut status, n32, self.params)?;
-        match read_status(&status)? {
-            Some(row) => Err(self.index_error(row)),
-            None => Ok(()),
-        }
+        fsq_dequantize(device, &cfg, indices, codes, values, status.buffer(), n32, self.params)?;
+        status.check("indices", INDEX_REASON)
     }
 
     fn tiled_config<T: FloatElement>(&self, n: usize) -> Result<LaunchConfig> {
@@ -288,40 +289,6 @@ impl Fsq {
         }
         Ok(len / self.dim())
     }
-
-    fn index_error(&self, row: usize) -> Error {
-        Error::InvalidValue { arg: "indices", row, reason: "index is not below the codebook size (product of levels)" }
-    }
-}
-
-fn nan_error(row: usize) -> Error {
-    Error::InvalidValue { arg: "latents", row, reason: "NaN has no FSQ code" }
-}
-
-fn check_len(arg: &'static str, actual: usize, expected: usize) -> Result<()> {
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(Error::LengthMismatch { arg, expected, actual })
-    }
-}
-
-fn check_device(device: &Device, arg: &'static str, owner: &Device) -> Result<()> {
-    device.check_same(arg, owner)
-}
-
-/// The first row a kernel flagged in its status word, if any.
-fn read_status(status: &DeviceBuffer<u32>) -> Result<Option<usize>> {
-    let word = status.download()?[0];
-    Ok((word != u32::MAX).then_some(word as usize))
-}
-
-fn host<'a, T: Element>(b: &'a DeviceBuffer<T>, arg: &'static str) -> Result<&'a [T]> {
-    b.host().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
-}
-
-fn host_mut<'a, T: Element>(b: &'a mut DeviceBuffer<T>, arg: &'static str) -> Result<&'a mut [T]> {
-    b.host_mut().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
 }
 
 #[cfg(test)]

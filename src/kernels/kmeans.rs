@@ -33,7 +33,8 @@
 
 use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
-use crate::kernels::codebook::{codebook_rows, Codebook, Metric, SearchOptions, SearchPath};
+use crate::kernels::checks::RowStatus;
+use crate::kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::kmeans as reference;
 
@@ -191,13 +192,10 @@ pub fn update_centroids<T: FloatElement>(
         return Ok(CentroidUpdate { centroids: device.upload(&c)?, counts });
     }
     let mut counts = device.zeros::<u32>(k)?;
-    let mut status = device.upload(&[u32::MAX])?;
+    let mut status = RowStatus::new(device)?;
     let cfg = LaunchConfig::for_items(n, THREADS as usize, THREADS, 0)?;
-    kmeans_histogram(device, &cfg, indices, &mut counts, &mut status, n as u32, k as u32)?;
-    let bad = status.download()?[0];
-    if bad != u32::MAX {
-        return Err(Error::InvalidValue { arg: "indices", row: bad as usize, reason: "index ≥ k" });
-    }
+    kmeans_histogram(device, &cfg, indices, &mut counts, status.buffer(), n as u32, k as u32)?;
+    status.check("indices", "index ≥ k")?;
     let reseed = device.upload(reseed_rows)?;
     let centroids = match kernel {
         CentroidKernel::Sorted => sorted_update(device, data, dim, indices, &counts, k, &reseed)?,
@@ -425,16 +423,7 @@ fn check_rows<T: FloatElement>(
     dim: usize,
     normalize: bool,
 ) -> Result<Option<DeviceBuffer<T>>> {
-    let mut sqnorm = device.zeros::<f32>(n)?;
-    let mut unit = device.zeros::<T>(if normalize { n * dim } else { 0 })?;
-    let mut status = device.upload(&[u32::MAX])?;
-    let cfg = LaunchConfig::for_items(n, 8, 256, 0)?;
-    codebook_rows(device, &cfg, data, &mut unit, &mut sqnorm, &mut status, n as u32, dim as u32, u32::from(normalize))?;
-    let bad = status.download()?[0];
-    if bad != u32::MAX {
-        return Err(Error::InvalidValue { arg: "data", row: bad as usize, reason: "non-finite value" });
-    }
-    Ok(normalize.then_some(unit))
+    Ok(crate::kernels::codebook::row_norms(device, data, n, dim, normalize, "data")?.0)
 }
 
 /// `tessera doctor`: the centroid kernels (both variants, f32 and bf16) against the

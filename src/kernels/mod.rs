@@ -3,6 +3,8 @@
 #[macro_use]
 pub(crate) mod launch;
 
+pub(crate) mod checks;
+
 pub mod binary_quant;
 pub mod codebook;
 pub mod fsq;

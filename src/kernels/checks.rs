@@ -1,0 +1,65 @@
+//! Argument checks and the status word shared by every kernel family's wrapper.
+
+use crate::device::{DeviceBuffer, Element};
+use crate::error::{Error, Result};
+use crate::Device;
+
+/// A one-word flag in device memory: kernels `atomicMin` it with the first row whose
+/// input has no defined result (NaN latent, out-of-range index, ...). Starts at
+/// `u32::MAX`, which means "no row flagged"; reading it waits for the device.
+pub(crate) struct RowStatus {
+    word: DeviceBuffer<u32>,
+}
+
+impl RowStatus {
+    pub(crate) fn new(device: &Device) -> Result<Self> {
+        Ok(RowStatus { word: device.upload(&[u32::MAX])? })
+    }
+
+    /// The buffer to pass as the kernel's `status` argument.
+    pub(crate) fn buffer(&mut self) -> &mut DeviceBuffer<u32> {
+        &mut self.word
+    }
+
+    /// The first flagged row, if any.
+    pub(crate) fn first_flagged(&self) -> Result<Option<usize>> {
+        let word = self.word.download()?[0];
+        Ok((word != u32::MAX).then_some(word as usize))
+    }
+
+    /// `Err(InvalidValue { arg, row, reason })` for the first flagged row.
+    pub(crate) fn check(&self, arg: &'static str, reason: &'static str) -> Result<()> {
+        match self.first_flagged()? {
+            Some(row) => Err(Error::InvalidValue { arg, row, reason }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `LengthMismatch` naming `arg` unless `actual == expected`.
+pub(crate) fn check_len(arg: &'static str, actual: usize, expected: usize) -> Result<()> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch { arg, expected, actual })
+    }
+}
+
+/// `n` as the kernels' u32 row count; `u32::MAX` itself is reserved for "no row" in
+/// status words and index outputs.
+pub(crate) fn row_count(n: usize, arg: &'static str) -> Result<u32> {
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n < u32::MAX)
+        .ok_or_else(|| Error::invalid(arg, format!("{n} rows; at most {} per call", u32::MAX - 1)))
+}
+
+/// The host memory of a buffer of the Cpu backend.
+pub(crate) fn host<'a, T: Element>(b: &'a DeviceBuffer<T>, arg: &'static str) -> Result<&'a [T]> {
+    b.host().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
+}
+
+/// The host memory of a buffer of the Cpu backend, writable.
+pub(crate) fn host_mut<'a, T: Element>(b: &'a mut DeviceBuffer<T>, arg: &'static str) -> Result<&'a mut [T]> {
+    b.host_mut().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
+}
