@@ -295,3 +295,21 @@ fn bad_arguments_are_typed_errors() {
         Err(Error::InvalidArgument { arg: "metric", .. })
     ));
 }
+
+/// Every dtype × metric × path (where the path supports the dtype), with and without a
+/// split codebook, on one ragged shape.
+#[test]
+fn every_dtype_metric_and_path() {
+    let case = random_case(97, 203, 32, 21);
+    for metric in [Metric::SquaredL2, Metric::Cosine] {
+        for splits in [Some(1), Some(3)] {
+            for path in [SearchPath::Simt, SearchPath::Unfused] {
+                check::<f32>(&case, metric, path, splits);
+                check::<f16>(&case, metric, path, splits);
+                check::<bf16>(&case, metric, path, splits);
+            }
+            check::<f16>(&case, metric, SearchPath::TensorCore, splits);
+            check::<bf16>(&case, metric, SearchPath::TensorCore, splits);
+        }
+    }
+}
