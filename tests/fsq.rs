@@ -265,12 +265,12 @@ fn wrong_lengths_and_devices_are_typed_errors() {
     let fsq = Fsq::new(&[8, 5, 5, 5]).unwrap();
     let device = Device::emulator();
     let other = Device::emulator();
-    let latents = device.upload(&vec![0.1f32; 40]).unwrap(); // n = 10
+    let latents = device.upload(&[0.1f32; 40]).unwrap(); // n = 10
     let mut codes = device.zeros::<i32>(40).unwrap();
     let mut values = device.zeros::<f32>(40).unwrap();
     let mut indices = device.zeros::<u32>(10).unwrap();
 
-    let ragged = device.upload(&vec![0.1f32; 41]).unwrap();
+    let ragged = device.upload(&[0.1f32; 41]).unwrap();
     assert!(matches!(fsq.quantize(&device, &ragged), Err(Error::InvalidArgument { arg: "latents", .. })));
 
     let mut short_codes = device.zeros::<i32>(39).unwrap();
@@ -285,7 +285,7 @@ fn wrong_lengths_and_devices_are_typed_errors() {
     let r = fsq.quantize_into(&device, &latents, &mut codes, &mut values, &mut few_indices);
     assert!(matches!(r, Err(Error::LengthMismatch { arg: "indices", .. })), "{r:?}");
 
-    let foreign = other.upload(&vec![0.1f32; 40]).unwrap();
+    let foreign = other.upload(&[0.1f32; 40]).unwrap();
     let r = fsq.quantize_into(&device, &foreign, &mut codes, &mut values, &mut indices);
     assert!(matches!(r, Err(Error::WrongDevice { arg: "latents", .. })), "{r:?}");
 
@@ -314,7 +314,9 @@ fn cuda_without_gpu_is_an_error_not_a_panic() {
 #[test]
 fn reproduces_vector_quantize_pytorch_tokens() {
     let text = include_str!("fixtures/fsq_vector_quantize_pytorch.txt");
-    let mut cases: Vec<(Vec<u32>, Vec<f32>, Vec<i32>, Vec<u32>)> = Vec::new();
+    // (levels, latents, codes, indices) of one level set.
+    type Case = (Vec<u32>, Vec<f32>, Vec<i32>, Vec<u32>);
+    let mut cases: Vec<Case> = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let parts: Vec<&str> = line.split('|').collect();
         let levels: Vec<u32> = parts[0].split(',').map(|v| v.parse().unwrap()).collect();
