@@ -36,7 +36,9 @@ impl<T: Element> DeviceBuffer<T> {
     pub(crate) fn zeros(device: &Device, len: usize) -> Result<Self> {
         let storage = match device.backend() {
             Backend::Cuda(c) => Storage::Cuda(c.zeros(len)?),
-            Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::zeroed(len)),
+            Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::zeroed(len).ok_or_else(|| {
+                Error::invalid("len", format!("{len} elements of {} bytes do not fit one allocation", T::DTYPE.size()))
+            })?),
         };
         Ok(DeviceBuffer { device: device.clone(), len, storage })
     }

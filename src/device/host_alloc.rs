@@ -18,26 +18,29 @@ unsafe impl<T: bytemuck::Pod + Send> Send for HostVec<T> {}
 unsafe impl<T: bytemuck::Pod + Sync> Sync for HostVec<T> {}
 
 impl<T: bytemuck::Pod> HostVec<T> {
-    fn layout(len: usize) -> Layout {
-        let size = std::mem::size_of::<T>().checked_mul(len).expect("host buffer size overflows usize");
-        Layout::from_size_align(size, HOST_ALIGN.max(std::mem::align_of::<T>())).expect("host buffer layout")
+    /// The allocation's layout, or None when `len` elements do not fit an allocation.
+    fn layout(len: usize) -> Option<Layout> {
+        let size = std::mem::size_of::<T>().checked_mul(len)?;
+        Layout::from_size_align(size, HOST_ALIGN.max(std::mem::align_of::<T>())).ok()
     }
 
-    /// `len` zeroed elements (all-zero bits are a valid `T`: Pod).
-    pub(crate) fn zeroed(len: usize) -> Self {
-        let layout = Self::layout(len);
+    /// `len` zeroed elements (all-zero bits are a valid `T`: Pod), or None when that many
+    /// elements cannot be allocated in one piece.
+    pub(crate) fn zeroed(len: usize) -> Option<Self> {
+        let layout = Self::layout(len)?;
         if layout.size() == 0 {
-            let dangling = NonNull::new(layout.align() as *mut T).expect("non-null");
-            return HostVec { ptr: dangling, len };
+            let dangling = NonNull::new(layout.align() as *mut T)?;
+            return Some(HostVec { ptr: dangling, len });
         }
         // SAFETY: non-zero size.
         let raw = unsafe { alloc_zeroed(layout) } as *mut T;
         let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        HostVec { ptr, len }
+        Some(HostVec { ptr, len })
     }
 
     pub(crate) fn from_slice(data: &[T]) -> Self {
-        let mut v = Self::zeroed(data.len());
+        // A slice that exists fits an allocation of the same size.
+        let mut v = Self::zeroed(data.len()).unwrap_or_else(|| unreachable!("a slice's size fits a layout"));
         v.copy_from_slice(data);
         v
     }
@@ -45,7 +48,7 @@ impl<T: bytemuck::Pod> HostVec<T> {
 
 impl<T: bytemuck::Pod> Drop for HostVec<T> {
     fn drop(&mut self) {
-        let layout = Self::layout(self.len);
+        let Some(layout) = Self::layout(self.len) else { return };
         if layout.size() != 0 {
             // SAFETY: allocated in `zeroed` with this layout.
             unsafe { dealloc(self.ptr.as_ptr() as *mut u8, layout) }
@@ -76,6 +79,7 @@ mod tests {
     fn aligned_and_exact() {
         for len in [0usize, 1, 3, 17, 1000] {
             let v = HostVec::<u16>::from_slice(&(0..len as u16).collect::<Vec<_>>());
+            assert!(HostVec::<u32>::zeroed(usize::MAX / 2).is_none());
             assert_eq!(v.len(), len);
             assert_eq!(v.as_ptr() as usize % HOST_ALIGN, 0);
             assert!(v.iter().enumerate().all(|(i, &x)| x == i as u16));
