@@ -148,23 +148,24 @@ fn build_device_code(kernels: &Path, kernel_files: &[PathBuf], selftest: &[PathB
         }
         Some(nvcc) => {
             let archs = env::var("TESSERA_CUDA_ARCHS").unwrap_or_else(|_| "80,90".to_string());
-            for file in kernel_files.iter().chain(selftest) {
-                let stem = file.file_stem().unwrap().to_string_lossy().to_string();
-                let out = out_dir.join(format!("{stem}.fatbin"));
-                let mut cmd = Command::new(&nvcc);
-                cmd.arg("-fatbin").arg("-O3").arg("-std=c++17").arg("-I").arg(kernels);
-                let mut last = String::new();
-                for arch in archs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-                    cmd.arg(format!("-gencode=arch=compute_{arch},code=sm_{arch}"));
-                    last = arch.to_string();
+            let files: Vec<&PathBuf> = kernel_files.iter().chain(selftest).collect();
+            // One nvcc per kernel file, as many at a time as the machine has cores.
+            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut outputs = Vec::new();
+            for batch in files.chunks(jobs) {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|file| {
+                        let (file, nvcc, archs) = ((*file).clone(), nvcc.clone(), archs.clone());
+                        let (kernels, out_dir) = (kernels.to_path_buf(), out_dir.to_path_buf());
+                        std::thread::spawn(move || compile_fatbin(&nvcc, &kernels, &file, &archs, &out_dir))
+                    })
+                    .collect();
+                for h in handles {
+                    outputs.push(h.join().expect("nvcc thread"));
                 }
-                // PTX of the newest arch too, so newer GPUs can JIT it.
-                cmd.arg(format!("-gencode=arch=compute_{last},code=compute_{last}"));
-                cmd.arg("-o").arg(&out).arg(file);
-                let status = cmd.status().unwrap_or_else(|e| panic!("running {}: {e}", nvcc.display()));
-                if !status.success() {
-                    panic!("nvcc failed on {}", file.display());
-                }
+            }
+            for (stem, out) in outputs {
                 writeln!(table, "    ({stem:?}, include_bytes!({:?})),", out.display().to_string()).unwrap();
             }
             println!("cargo:rustc-cfg=tessera_device_code");
@@ -172,4 +173,25 @@ fn build_device_code(kernels: &Path, kernel_files: &[PathBuf], selftest: &[PathB
     }
     table.push_str("];\n");
     fs::write(out_dir.join("device_code.rs"), table).unwrap();
+}
+
+/// Compiles one kernel file into `$OUT_DIR/<stem>.fatbin`: SASS for each arch, PTX of the newest.
+fn compile_fatbin(nvcc: &Path, kernels: &Path, file: &Path, archs: &str, out_dir: &Path) -> (String, PathBuf) {
+    let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+    let out = out_dir.join(format!("{stem}.fatbin"));
+    let mut cmd = Command::new(nvcc);
+    cmd.arg("-fatbin").arg("-O3").arg("-std=c++17").arg("-I").arg(kernels);
+    let mut last = String::new();
+    for arch in archs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        cmd.arg(format!("-gencode=arch=compute_{arch},code=sm_{arch}"));
+        last = arch.to_string();
+    }
+    // PTX of the newest arch too, so newer GPUs can JIT it.
+    cmd.arg(format!("-gencode=arch=compute_{last},code=compute_{last}"));
+    cmd.arg("-o").arg(&out).arg(file);
+    let status = cmd.status().unwrap_or_else(|e| panic!("running {}: {e}", nvcc.display()));
+    if !status.success() {
+        panic!("nvcc failed on {}", file.display());
+    }
+    (stem, out)
 }

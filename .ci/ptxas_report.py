@@ -7,7 +7,8 @@ per-kernel resource table (registers, shared memory, stack frame, spills).
 Fails (exit 1) when any kernel spills or has a stack frame, or, with --check, when the
 table differs from the checked-in one (regenerate with --write and commit it).
 """
-import argparse, pathlib, re, subprocess, sys
+import argparse, os, pathlib, re, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
 
 ARCHS = ["sm_80", "sm_90"]
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -52,13 +53,16 @@ def main():
     lines = ["# ptxas -v per kernel (regenerate: python3 .ci/ptxas_report.py --nvcc NVCC --write kernels/ptxas-report.txt)",
              "# file                     kernel                                 arch   regs  static_smem  stack  spill_st  spill_ld"]
     bad = []
-    for source in sources:
+    # One compile per (file, arch), run concurrently, reported in order.
+    jobs = [(source, arch) for source in sources for arch in ARCHS]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        reports = list(pool.map(lambda job: compile_report(args.nvcc, *job), jobs))
+    for (source, arch), report in zip(jobs, reports):
         rel = source.relative_to(ROOT / "kernels")
-        for arch in ARCHS:
-            for kernel, r in sorted(compile_report(args.nvcc, source, arch).items()):
-                lines.append(f"{str(rel):<26} {kernel:<38} {arch:<6} {r['regs']:>4}  {r['smem']:>11}  {r['stack']:>5}  {r['spill_st']:>8}  {r['spill_ld']:>8}")
-                if r["stack"] or r["spill_st"] or r["spill_ld"]:
-                    bad.append(f"{kernel} ({arch}): stack {r['stack']}, spills {r['spill_st']}/{r['spill_ld']}")
+        for kernel, r in sorted(report.items()):
+            lines.append(f"{str(rel):<26} {kernel:<38} {arch:<6} {r['regs']:>4}  {r['smem']:>11}  {r['stack']:>5}  {r['spill_st']:>8}  {r['spill_ld']:>8}")
+            if r["stack"] or r["spill_st"] or r["spill_ld"]:
+                bad.append(f"{kernel} ({arch}): stack {r['stack']}, spills {r['spill_st']}/{r['spill_ld']}")
     text = "\n".join(lines) + "\n"
     if args.write:
         pathlib.Path(args.write).write_text(text)
