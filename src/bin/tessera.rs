@@ -204,7 +204,7 @@ fn vq(
         options.patch,
         3 * options.patch * options.patch,
         options.iterations,
-        last.map(|p| format!(", objective {:.6} in the last", p.objective)).unwrap_or_default()
+        last.map(|p| format!(", final objective (mean squared distance) {:.6}", p.objective)).unwrap_or_default()
     );
     for ((input, name), report) in inputs.iter().zip(&names).zip(&reports) {
         let path = out.join(format!("{name}.png"));
