@@ -5,8 +5,10 @@
 //!
 //! `cargo bench --bench binary_quant`
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tessera::{BackendKind, BinaryQuantKernel, BinaryQuantOp, BinaryQuantizer, Device, FloatElement};
 
 /// Bits per group index in every benchmark.
@@ -41,21 +43,9 @@ fn bench_device<T: FloatElement>(
         let mut group = c.benchmark_group(format!("binary_quant_{op:?}_{:?}_d{d}_{:?}", T::DTYPE, device.kind()));
         group.throughput(Throughput::Bytes(bytes));
         for &kernel in kernels {
-            let mut per_iter = Duration::ZERO;
-            // The Cpu backend runs the reference whatever the kernel variant.
-            let label = if device.kind() == BackendKind::Cpu { "reference".to_string() } else { format!("{kernel:?}") };
-            group.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
-                b.iter_custom(|iters| {
-                    device.synchronize().unwrap();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        q.quantize_with(kernel, device, &z, &mut indices, &mut values, &mut sq_error).unwrap();
-                    }
-                    device.synchronize().unwrap();
-                    let elapsed = start.elapsed();
-                    per_iter = elapsed / iters.max(1) as u32;
-                    elapsed
-                })
+            let id = BenchmarkId::new(common::variant_label(device, kernel), n);
+            let per_iter = common::bench_synced(&mut group, id, device, || {
+                q.quantize_with(kernel, device, &z, &mut indices, &mut values, &mut sq_error).unwrap();
             });
             if let Some(peak) = device.peak_memory_bandwidth() {
                 let achieved = bytes as f64 / per_iter.as_secs_f64();

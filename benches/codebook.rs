@@ -9,8 +9,10 @@
 //!
 //! `cargo bench --bench codebook`
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tessera::{Codebook, Device, FloatElement, Metric, SearchOptions, SearchPath};
 
 fn pseudo_random(i: usize) -> f32 {
@@ -33,25 +35,9 @@ fn bench_shape<T: FloatElement>(
     for &path in paths {
         let options = SearchOptions { distances: false, histogram: false, path, splits: None };
         let plan = codebook.plan(n, &options).unwrap();
-        let mut per_iter = Duration::ZERO;
-        // The Cpu backend runs the f64 reference whatever the plan says.
-        let label = if device.kind() == tessera::BackendKind::Cpu {
-            "reference".to_string()
-        } else {
-            format!("{:?}", plan.path)
-        };
-        group.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                device.synchronize().unwrap();
-                let start = Instant::now();
-                for _ in 0..iters {
-                    criterion::black_box(codebook.quantize(device, &z, &options).unwrap());
-                }
-                device.synchronize().unwrap();
-                let elapsed = start.elapsed();
-                per_iter = elapsed / iters.max(1) as u32;
-                elapsed
-            })
+        let id = BenchmarkId::new(common::variant_label(device, plan.path), n);
+        let per_iter = common::bench_synced(&mut group, id, device, || {
+            criterion::black_box(codebook.quantize(device, &z, &options).unwrap());
         });
         if let Some(peak) = device.peak_flops(T::DTYPE) {
             let flops = 2.0 * n as f64 * k as f64 * d as f64 / per_iter.as_secs_f64();
