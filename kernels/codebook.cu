@@ -34,6 +34,7 @@
 //                            optional residual z − e (residual VQ), the histogram
 //                            (atomicAdd), and per-block sums of distances in a fixed order
 //                            (deterministic commitment); flags non-finite latents.
+//   codebook_init_keys       keys[i] = EMPTY_KEY (one thread per latent), before a search.
 //   codebook_distances_<T>   the unfused baseline's GEMM: writes the whole n×k matrix of
 //   codebook_argmin          ||e||² − 2z·e; then one warp per row finds its minimum.
 //                            (What `torch.cdist(z, e).argmin(-1)` does; benchmarks only.)
@@ -279,6 +280,13 @@ __device__ void distances_gemm(const T* __restrict__ z, const T* __restrict__ e,
 }
 
 }  // namespace
+
+// keys[i] = EMPTY_KEY for i < n: the start of every search, set on the device instead of
+// copied from the host on each call.
+TESSERA_KERNEL void __launch_bounds__(256) codebook_init_keys(unsigned long long* keys, unsigned n) {
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) keys[i] = tessera::EMPTY_KEY;
+}
 
 TESSERA_KERNEL void __launch_bounds__(ROWS_WARPS * 32)
     codebook_argmin(const float* dist, unsigned long long* keys, unsigned n, unsigned k) {

@@ -64,6 +64,8 @@ declare_kernels! {
     ///     unsigned n, unsigned k, unsigned d)` — unfused baseline.
     fn codebook_distances<T: f32 | f16 | bf16>(z: input T, e: input T, e_sqnorm: input f32,
         out: output f32, n: scalar u32, k: scalar u32, d: scalar u32);
+    /// C: `codebook_init_keys(unsigned long long* keys, unsigned n)`
+    fn codebook_init_keys(keys: output u64, n: scalar u32);
     /// C: `codebook_argmin(const float* dist, unsigned long long* keys, unsigned n, unsigned k)`
     fn codebook_argmin(dist: input f32, keys: output u64, n: scalar u32, k: scalar u32);
 }
@@ -288,8 +290,9 @@ impl<T: FloatElement> Codebook<T> {
         let es = self.searched_entries();
         let (k32, d32) = (self.k as u32, self.d as u32);
 
-        let mut keys = device.upload(&vec![u64::MAX; n])?;
+        let mut keys = device.zeros::<u64>(n)?;
         if n > 0 {
+            codebook_init_keys(device, &LaunchConfig::for_items(n, 256, 256, 0)?, &mut keys, n32)?;
             let grid_x =
                 u32::try_from(n.div_ceil(ROWS_PER_BLOCK)).map_err(|_| Error::invalid("z", "too many latents"))?;
             let cps = plan.codes_per_split as u32;

@@ -338,7 +338,8 @@ impl<T: FloatElement> Codebook<T> {
 
         // The points searched and averaged: the data, or its normalized rows (cosine). The
         // row kernel also finds the first non-finite row.
-        let unit = check_rows(device, data, n, dim, metric == Metric::Cosine)?;
+        // Flags the first non-finite row of `data`; for cosine also returns the unit rows.
+        let unit = crate::kernels::codebook::row_norms(device, data, n, dim, metric == Metric::Cosine, "data")?.0;
         let points = unit.as_ref().unwrap_or(data);
 
         let mut rng = reference::Rng::new(seed);
@@ -412,18 +413,6 @@ fn plusplus_rows<T: FloatElement>(
         kmeans_plusplus_pick(device, &single, &d2, &block_sums, &uniforms, &mut chosen, step, n32, rpb, g)?;
     }
     Ok(chosen)
-}
-
-/// Flags the first non-finite row of `data` (as `data`) and, when `normalize`, returns its
-/// l2-normalized rows (the codebook family's row kernel).
-fn check_rows<T: FloatElement>(
-    device: &Device,
-    data: &DeviceBuffer<T>,
-    n: usize,
-    dim: usize,
-    normalize: bool,
-) -> Result<Option<DeviceBuffer<T>>> {
-    Ok(crate::kernels::codebook::row_norms(device, data, n, dim, normalize, "data")?.0)
 }
 
 /// `tessera doctor`: the centroid kernels (both variants, f32 and bf16) against the
