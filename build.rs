@@ -29,7 +29,10 @@ fn main() {
     }
 
     let kernel_files = cu_files(&kernels);
-    let selftest_files = cu_files(&kernels.join("selftest"));
+    // The emulator's self-test kernels go into the library only for the test suite
+    // (feature `selftest`), never into a user's build.
+    let selftest_files =
+        if env::var_os("CARGO_FEATURE_SELFTEST").is_some() { cu_files(&kernels.join("selftest")) } else { Vec::new() };
     let runtime_files = files_with_ext(&kernels.join("host"), "cpp");
 
     build_host_library(&kernels, &kernel_files, &selftest_files, &runtime_files);

@@ -40,18 +40,6 @@ pub enum Error {
     /// The emulator stopped a kernel: deadlock, warp-collective misuse, sanitizer report.
     #[error("emulator: {0}")]
     Emulator(String),
-
-    /// Reading or writing a file (CLI and examples).
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// Decoding or encoding an image (CLI).
-    #[error("{path}: {message}")]
-    Image { path: String, message: String },
 }
 
 /// Result with [`Error`].

@@ -8,10 +8,10 @@ mod device;
 mod error;
 #[macro_use]
 mod kernels;
-pub mod demo;
-pub mod doctor;
 pub mod reference;
 
+/// The emulator's self-test kernels (feature `selftest`, for the test suite only).
+#[cfg(feature = "selftest")]
 #[doc(hidden)]
 pub mod selftest;
 
@@ -26,7 +26,6 @@ pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM
 pub use kernels::kmeans::{
     sort_rows_by_entry, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
 };
-pub use kernels::launch::LaunchConfig;
 pub use kernels::residual_vq::{ResidualVq, ResidualVqOutput};
 
 /// Facts about the CUDA side of this build and host, for `tessera doctor`.

@@ -2,7 +2,7 @@
 //! (kernels/host/emulator_api.h), which runs one fiber per emulated GPU thread.
 
 use crate::error::{Error, Result};
-use crate::kernels::launch::LaunchConfig;
+use super::LaunchConfig;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 extern "C" {

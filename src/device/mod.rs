@@ -13,9 +13,11 @@ pub(crate) mod cuda;
 mod dtype;
 pub(crate) mod emulator;
 mod host_alloc;
+mod launch_config;
 
 pub use buffer::DeviceBuffer;
 pub use dtype::{DType, Element, FloatElement};
+pub(crate) use launch_config::LaunchConfig;
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};

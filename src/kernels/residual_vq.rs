@@ -200,31 +200,3 @@ impl<T: FloatElement> ResidualVq<T> {
         Ok(ResidualVqOutput { indices, quantized, commitment })
     }
 }
-
-/// `tessera doctor`: a 3-stage residual VQ on the emulator against the Cpu backend.
-pub(crate) fn doctor_check(device: &Device) -> crate::doctor::Check {
-    let outcome = (|| -> Result<String> {
-        let (n, k, d, stages) = (300, 16, 6, 3);
-        let value = |i: usize| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 8_388_608.0 - 1.0;
-        let z: Vec<f32> = (0..n * d).map(value).collect();
-        let run = |dev: &Device| -> Result<(Vec<u32>, Vec<f32>)> {
-            let cbs = (0..stages)
-                .map(|s| {
-                    let e: Vec<f32> = (0..k * d).map(|i| value(i + 100_000 * (s + 1)) / (1 << s) as f32).collect();
-                    Codebook::new(dev, dev.upload(&e)?, d, Metric::SquaredL2)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let out = ResidualVq::new(cbs)?.quantize(dev, &dev.upload(&z)?)?;
-            Ok((out.indices.download()?, out.quantized.download()?))
-        };
-        let (gi, gq) = run(device)?;
-        let (wi, wq) = run(&Device::cpu())?;
-        let close = gq.iter().zip(&wq).all(|(a, b)| (a - b).abs() <= 1e-5);
-        if gi == wi && close {
-            Ok(format!("{n} latents, {stages} stages of {k} × {d}: indices exact, quantized sums match"))
-        } else {
-            Err(Error::Emulator("output differs from the Cpu backend".into()))
-        }
-    })();
-    crate::doctor::Check { name: "residual_vq_accumulate_f32".into(), outcome: outcome.map_err(|e| e.to_string()) }
-}

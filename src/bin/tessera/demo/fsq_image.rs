@@ -17,19 +17,19 @@
 //!
 //! Bits per pixel = (latents × log2 Π L) / pixels = 3·log2(Π L) / 4.
 
-use crate::device::Device;
-use crate::error::{Error, Result};
-use crate::kernels::fsq::Fsq;
-use crate::reference::fsq::dim_constants;
+use tessera::Device;
+use crate::error::{CliError as Error, Result};
+use tessera::Fsq;
+use tessera::reference::fsq::dim_constants;
 
 /// Latent dimension of the transform: the four Haar coefficients of a 2×2 block.
-pub const LATENT_DIM: usize = 4;
+pub(crate) const LATENT_DIM: usize = 4;
 /// Haar detail coefficients are normalized by this range (larger ones are clipped).
-pub const DETAIL_RANGE: f32 = 0.5;
+pub(crate) const DETAIL_RANGE: f32 = 0.5;
 
 /// An RGB image with f32 samples in [0, 1], row-major, interleaved.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RgbImage {
+pub(crate) struct RgbImage {
     pub width: usize,
     pub height: usize,
     pub pixels: Vec<[f32; 3]>,
@@ -37,7 +37,7 @@ pub struct RgbImage {
 
 /// What the demo measured.
 #[derive(Clone, Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub reconstruction: RgbImage,
     pub psnr_db: f64,
     pub bits_per_pixel: f64,
@@ -47,7 +47,7 @@ pub struct Report {
 }
 
 /// Runs the transform, FSQ on `device`, and the inverse transform.
-pub fn roundtrip(device: &Device, fsq: &Fsq, image: &RgbImage) -> Result<Report> {
+pub(crate) fn roundtrip(device: &Device, fsq: &Fsq, image: &RgbImage) -> Result<Report> {
     if fsq.dim() != LATENT_DIM {
         return Err(Error::invalid(
             "levels",
@@ -135,7 +135,7 @@ fn pre_activation(u: f32, level: u32) -> f32 {
 }
 
 /// Peak signal-to-noise ratio over all channels, peak 1.0.
-pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+pub(crate) fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
     let mut se = 0.0f64;
     for (p, q) in a.pixels.iter().zip(&b.pixels) {
         for ch in 0..3 {
@@ -152,7 +152,7 @@ pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
 }
 
 /// Reads a PNG (any colour type) as RGB in [0, 1].
-pub fn load_png(path: &std::path::Path) -> Result<RgbImage> {
+pub(crate) fn load_png(path: &std::path::Path) -> Result<RgbImage> {
     let img =
         image::open(path).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })?;
     let rgb = img.to_rgb8();
@@ -162,7 +162,7 @@ pub fn load_png(path: &std::path::Path) -> Result<RgbImage> {
 }
 
 /// Writes an 8-bit RGB PNG (samples rounded to nearest).
-pub fn save_png(path: &std::path::Path, image: &RgbImage) -> Result<()> {
+pub(crate) fn save_png(path: &std::path::Path, image: &RgbImage) -> Result<()> {
     let mut buf = image::RgbImage::new(image.width as u32, image.height as u32);
     for (i, px) in buf.pixels_mut().enumerate() {
         let p = image.pixels[i];

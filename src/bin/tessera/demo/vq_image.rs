@@ -14,14 +14,14 @@
 //! codebook usage (distinct entries used / K, and the perplexity of the image's tokens).
 
 use crate::demo::fsq_image::{psnr, RgbImage};
-use crate::device::{Device, FloatElement};
-use crate::error::{Error, Result};
-use crate::kernels::codebook::{Codebook, Metric, SearchOptions};
-use crate::kernels::kmeans::{KmeansOptions, KmeansProgress};
+use tessera::{Device, FloatElement};
+use crate::error::{CliError as Error, Result};
+use tessera::{Codebook, Metric, SearchOptions};
+use tessera::{KmeansOptions, KmeansProgress};
 
 /// What [`run`] fits.
 #[derive(Clone, Copy, Debug)]
-pub struct VqImageOptions {
+pub(crate) struct VqImageOptions {
     /// Entries `K` of the codebook (at most the number of patches of all images).
     pub codebook_size: usize,
     /// Side of a square patch in pixels (≥ 1).
@@ -34,7 +34,7 @@ pub struct VqImageOptions {
 
 /// What [`run`] measured on one image.
 #[derive(Clone, Debug)]
-pub struct ImageReport {
+pub(crate) struct ImageReport {
     pub reconstruction: RgbImage,
     pub psnr_db: f64,
     pub bits_per_pixel: f64,
@@ -47,12 +47,12 @@ pub struct ImageReport {
 }
 
 /// Patches across and down: `⌈width / patch⌉ × ⌈height / patch⌉`.
-pub fn patch_grid(image: &RgbImage, patch: usize) -> (usize, usize) {
+pub(crate) fn patch_grid(image: &RgbImage, patch: usize) -> (usize, usize) {
     (image.width.div_ceil(patch), image.height.div_ceil(patch))
 }
 
 /// The `[tokens, 3·patch²]` latents of `image` (steps 1 and 2 of the module documentation).
-pub fn patches(image: &RgbImage, patch: usize) -> Vec<f32> {
+pub(crate) fn patches(image: &RgbImage, patch: usize) -> Vec<f32> {
     let (gw, gh) = patch_grid(image, patch);
     let mut out = Vec::with_capacity(gw * gh * 3 * patch * patch);
     for py in 0..gh {
@@ -70,7 +70,7 @@ pub fn patches(image: &RgbImage, patch: usize) -> Vec<f32> {
 }
 
 /// The inverse of [`patches`] for a `width × height` image: padding dropped, pixels clipped.
-pub fn from_patches(latents: &[f32], width: usize, height: usize, patch: usize) -> RgbImage {
+pub(crate) fn from_patches(latents: &[f32], width: usize, height: usize, patch: usize) -> RgbImage {
     let gw = width.div_ceil(patch);
     let mut pixels = vec![[0.0f32; 3]; width * height];
     for (t, latent) in latents.chunks(3 * patch * patch).enumerate() {
@@ -93,7 +93,7 @@ pub fn from_patches(latents: &[f32], width: usize, height: usize, patch: usize) 
 ///
 /// Errors: `patch = 0`; no image, or an image without pixels; `codebook_size` 0 or larger
 /// than the number of patches of all images (argument `codebook-size`).
-pub fn run<T: FloatElement>(
+pub(crate) fn run<T: FloatElement>(
     device: &Device,
     images: &[RgbImage],
     options: &VqImageOptions,
@@ -183,12 +183,12 @@ mod tests {
         let too_many = VqImageOptions { codebook_size: 6, ..options };
         assert!(matches!(
             run::<f32>(&Device::cpu(), &images, &too_many, &mut |_| {}),
-            Err(Error::InvalidArgument { arg: "codebook-size", .. })
+            Err(Error::Usage { arg: "codebook-size", .. })
         ));
         let no_patch = VqImageOptions { patch: 0, ..options };
         assert!(matches!(
             run::<f32>(&Device::cpu(), &images, &no_patch, &mut |_| {}),
-            Err(Error::InvalidArgument { arg: "patch", .. })
+            Err(Error::Usage { arg: "patch", .. })
         ));
     }
 }

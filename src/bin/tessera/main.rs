@@ -3,7 +3,12 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tessera::demo::{fsq_image, vq_image};
+mod demo;
+mod doctor;
+mod error;
+
+use demo::{fsq_image, vq_image};
+use error::CliError;
 use tessera::{Device, Fsq};
 
 #[derive(Parser)]
@@ -72,7 +77,7 @@ enum VqDtype {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Doctor => doctor(),
+        Command::Doctor => Ok(doctor::run()),
         Command::Fsq { levels, input, output } => fsq(&levels, &input, &output),
         Command::Vq { codebook_size, patch, iterations, seed, dtype, out, inputs } => {
             let options = vq_image::VqImageOptions { codebook_size, patch, iterations, seed };
@@ -88,52 +93,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn doctor() -> tessera::Result<ExitCode> {
-    println!("tessera {}", env!("CARGO_PKG_VERSION"));
-    println!("backends:");
-    println!("  cpu       available: plain-Rust reference implementations");
-    println!(
-        "  emulator  available: kernel sources compiled for the host (AddressSanitizer: {})",
-        if tessera::emulator::sanitizer_enabled() { "on" } else { "off" }
-    );
-    let probe = tessera::cuda::probe();
-    println!("  cuda      driver (libcuda): {}", if probe.driver_found { "found" } else { "not found" });
-    match &probe.devices {
-        Ok(n) => println!("            GPUs: {n}"),
-        Err(e) => println!("            GPUs: none ({e})"),
-    }
-    if probe.kernels_compiled {
-        println!(
-            "            kernels compiled for the GPU: yes ({})",
-            tessera::cuda::compiled_kernel_files().join(", ")
-        );
-    } else {
-        println!("            kernels compiled for the GPU: no (built without nvcc)");
-    }
-    match Device::cuda(0) {
-        Ok(d) => println!("            usable: yes, {}", d.selection_note()),
-        Err(e) => println!("            usable: no ({e})"),
-    }
-    println!("Device::best() picks: {}", Device::best().selection_note());
-    println!("kernels on the emulator, against the CPU reference:");
-    let mut failed = 0;
-    for check in tessera::doctor::emulator_checks() {
-        match &check.outcome {
-            Ok(detail) => println!("  ok    {:<28} {detail}", check.name),
-            Err(e) => {
-                failed += 1;
-                println!("  FAIL  {:<28} {e}", check.name);
-            }
-        }
-    }
-    if failed > 0 {
-        println!("{failed} kernel check(s) failed");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn fsq(levels: &[u32], input: &std::path::Path, output: &std::path::Path) -> tessera::Result<ExitCode> {
+fn fsq(levels: &[u32], input: &std::path::Path, output: &std::path::Path) -> Result<ExitCode, CliError> {
     let fsq = Fsq::new(levels)?;
     let device = Device::best();
     eprintln!("device: {}", device.selection_note());
@@ -159,13 +119,13 @@ fn vq(
     dtype: VqDtype,
     inputs: &[PathBuf],
     out: &std::path::Path,
-) -> tessera::Result<ExitCode> {
+) -> Result<ExitCode, CliError> {
     // Output names first, so that a clash fails before any work.
     let mut names = Vec::with_capacity(inputs.len());
     for input in inputs {
         let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         if stem.is_empty() || names.contains(&stem) {
-            return Err(tessera::Error::InvalidArgument {
+            return Err(CliError::Usage {
                 arg: "inputs",
                 reason: format!(
                     "{}: every input needs its own file stem (the output is OUT/<stem>.png)",
@@ -175,7 +135,7 @@ fn vq(
         }
         names.push(stem);
     }
-    let images = inputs.iter().map(|p| fsq_image::load_png(p)).collect::<tessera::Result<Vec<_>>>()?;
+    let images = inputs.iter().map(|p| fsq_image::load_png(p)).collect::<Result<Vec<_>, CliError>>()?;
     let device = Device::best();
     eprintln!("device: {}", device.selection_note());
     let bar = indicatif::ProgressBar::new(options.iterations as u64);
@@ -195,7 +155,7 @@ fn vq(
     };
     bar.finish_and_clear();
     let reports = reports?;
-    std::fs::create_dir_all(out).map_err(|e| tessera::Error::Io { path: out.display().to_string(), source: e })?;
+    std::fs::create_dir_all(out).map_err(|e| CliError::Io { path: out.display().to_string(), source: e })?;
     let patches: usize = reports.iter().map(|r| r.tokens).sum();
     println!(
         "codebook: {} entries of {}x{} RGB patches (d = {}, {dtype:?}), k-means on {patches} patches, {} iterations{}",
