@@ -17,9 +17,12 @@ pub enum Error {
     #[error("buffer `{arg}` lives on device {buffer_device}, but the call runs on device {device}")]
     WrongDevice { arg: &'static str, buffer_device: String, device: String },
 
-    /// The input holds a value for which the operation has no defined result.
-    #[error("`{arg}` row {row}: {reason}")]
-    InvalidValue { arg: &'static str, row: usize, reason: &'static str },
+    /// The input of op `op` holds a value for which it has no defined result: the first
+    /// such row of argument `arg`. On Cuda and Emulator this is found by the kernel and
+    /// reported at the next synchronizing call (a download or `Device::synchronize`); on
+    /// Cpu by the call itself.
+    #[error("{op}: `{arg}` row {row}: {reason}")]
+    InvalidValue { op: &'static str, arg: &'static str, row: usize, reason: &'static str },
 
     /// The kernel exists, but not for this element type.
     #[error("kernel `{kernel}` is not compiled for dtype {dtype:?}")]

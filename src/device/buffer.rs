@@ -43,6 +43,14 @@ impl<T: Element> DeviceBuffer<T> {
         Ok(DeviceBuffer { device: device.clone(), len, storage })
     }
 
+    pub(crate) fn from_storage(device: &Device, len: usize, storage: Storage<T>) -> Self {
+        DeviceBuffer { device: device.clone(), len, storage }
+    }
+
+    pub(crate) fn into_storage(self) -> Storage<T> {
+        self.storage
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.len
@@ -58,12 +66,17 @@ impl<T: Element> DeviceBuffer<T> {
         &self.device
     }
 
-    /// Copies the contents back to the host (waits for queued work on a GPU).
+    /// Copies the contents back to the host. This synchronizes: it waits for the work
+    /// queued on the device, then reports the first invalid value a kernel found since the
+    /// last synchronizing call (see [`Device::synchronize`]) instead of the data.
     pub fn download(&self) -> Result<Vec<T>> {
-        match &self.storage {
-            Storage::Host(v) => Ok(v.to_vec()),
-            Storage::Cuda(s) => cuda::download(&self.device, s, self.len),
-        }
+        self.device.note_sync();
+        let data = match &self.storage {
+            Storage::Host(v) => v.to_vec(),
+            Storage::Cuda(s) => cuda::download(&self.device, s, self.len)?,
+        };
+        self.device.resolve_checks()?;
+        Ok(data)
     }
 
     /// Overwrites the contents with `data`, which must have exactly `len()` elements.

@@ -152,6 +152,31 @@ impl CudaBackend {
         self.stream.clone_htod(data).map_err(|e| Error::driver("upload", e))
     }
 
+    /// One u32 reading `u32::MAX` (a status word's "no row"), set on the device: no copy.
+    pub(crate) fn status_word(&self) -> Result<CudaSlice<u32>> {
+        // SAFETY: allocation of plain integers, filled right after on the same stream.
+        let mut word = unsafe { self.stream.alloc::<u32>(1) }.map_err(|e| Error::driver("alloc", e))?;
+        self.fill_ones(&mut word)?;
+        Ok(word)
+    }
+
+    /// Reads a status word (synchronizes the stream) and resets it to `u32::MAX` on the device.
+    pub(crate) fn read_and_reset_status_word(&self, word: &mut CudaSlice<u32>) -> Result<u32> {
+        let value = self.stream.clone_dtoh(word).map_err(|e| Error::driver("reading a status word", e))?[0];
+        self.fill_ones(word)?;
+        Ok(value)
+    }
+
+    fn fill_ones(&self, word: &mut CudaSlice<u32>) -> Result<()> {
+        use cudarc::driver::DevicePtrMut;
+        let stream = self.stream.cu_stream();
+        let (ptr, _record) = word.device_ptr_mut(&self.stream);
+        // SAFETY: `ptr` addresses the 4 bytes of `word`, alive for the asynchronous memset
+        // (the slice outlives the stream work; `_record` orders it on this stream).
+        unsafe { cudarc::driver::result::memset_d8_async(ptr, 0xff, 4, stream) }
+            .map_err(|e| Error::driver("resetting a status word", e))
+    }
+
     pub(crate) fn zeros<T: Element>(&self, len: usize) -> Result<CudaSlice<T>> {
         self.stream.alloc_zeros(len.max(1)).map_err(|e| Error::driver("alloc", e))
     }

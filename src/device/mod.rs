@@ -14,14 +14,19 @@ mod dtype;
 pub(crate) mod emulator;
 mod host_alloc;
 mod launch_config;
+mod status;
 
 pub use buffer::DeviceBuffer;
 pub use dtype::{DType, Element, FloatElement};
 pub(crate) use launch_config::LaunchConfig;
+pub(crate) use status::PendingCheck;
 
 use crate::error::{Error, Result};
+use buffer::Storage;
+use host_alloc::HostVec;
+use status::{StatusWords, NO_ROW};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Which implementation a [`Device`] runs kernels with.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +49,10 @@ struct Inner {
     id: u64,
     backend: Backend,
     note: String,
+    /// Status words of the invalid-value checks (see `status.rs`).
+    status: Mutex<StatusWords>,
+    /// Host↔device synchronizations so far (downloads and `synchronize`).
+    syncs: AtomicU64,
 }
 
 /// A handle to one backend instance. Cheap to clone; buffers remember their device and
@@ -66,7 +75,15 @@ fn next_id() -> u64 {
 
 impl Device {
     fn new(backend: Backend, note: String) -> Self {
-        Device { inner: Arc::new(Inner { id: next_id(), backend, note }) }
+        Device {
+            inner: Arc::new(Inner {
+                id: next_id(),
+                backend,
+                note,
+                status: Mutex::new(StatusWords::default()),
+                syncs: AtomicU64::new(0),
+            }),
+        }
     }
 
     /// The GPU with the given ordinal. Fails with [`Error::CudaUnavailable`] (never a panic)
@@ -119,11 +136,87 @@ impl Device {
         &self.inner.note
     }
 
-    /// Waits until all work queued on this device has finished (a no-op on host backends).
+    /// Waits until all work queued on this device has finished (a no-op wait on host
+    /// backends), then reports the first invalid value that a kernel found since the last
+    /// synchronizing call, as [`crate::Error::InvalidValue`] naming the op, the argument and
+    /// the row. Kernel launches on Cuda and Emulator never wait for the device: their
+    /// invalid-value errors surface here or at the next download, as CUDA reports
+    /// asynchronous errors. (The Cpu backend reports them from the call itself.)
     pub fn synchronize(&self) -> Result<()> {
-        match &self.inner.backend {
-            Backend::Cuda(c) => c.synchronize(),
-            _ => Ok(()),
+        self.note_sync();
+        if let Backend::Cuda(c) = &self.inner.backend {
+            c.synchronize()?;
+        }
+        self.resolve_checks()
+    }
+
+    /// How many times this device has synchronized with the host so far: each download and
+    /// each [`Device::synchronize`] counts one (ops that must read a result back, such as the
+    /// commitment of a codebook search, count theirs). Lets a caller or a test check that a
+    /// chain of ops waits for the device nowhere in between.
+    pub fn host_synchronizations(&self) -> u64 {
+        self.inner.syncs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_sync(&self) {
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn status_words(&self) -> std::sync::MutexGuard<'_, StatusWords> {
+        self.inner.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A status word reading [`NO_ROW`], for one op's kernel (reused from the pool when
+    /// one is free: no allocation and no copy then).
+    pub(crate) fn status_word(&self) -> Result<DeviceBuffer<u32>> {
+        let reused = self.status_words().free.pop();
+        let storage = match reused {
+            Some(s) => s,
+            None => match &self.inner.backend {
+                Backend::Cuda(c) => Storage::Cuda(c.status_word()?),
+                Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::from_slice(&[NO_ROW])),
+            },
+        };
+        Ok(DeviceBuffer::from_storage(self, 1, storage))
+    }
+
+    /// Hands a status word back with what to report if a kernel flagged it; it is read at
+    /// the next synchronizing call.
+    pub(crate) fn defer_check(&self, word: DeviceBuffer<u32>, check: PendingCheck) {
+        let storage = word.into_storage();
+        self.status_words().pending.push((storage, check));
+    }
+
+    /// Reads every pending status word (the device has synchronized), resets them and
+    /// returns the first flagged check in issue order.
+    pub(crate) fn resolve_checks(&self) -> Result<()> {
+        let pending = std::mem::take(&mut self.status_words().pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut first = None;
+        let mut failure = None;
+        let mut free = Vec::with_capacity(pending.len());
+        for (mut storage, check) in pending {
+            let read = match (&mut storage, &self.inner.backend) {
+                (Storage::Host(v), _) => Ok(std::mem::replace(&mut v[0], NO_ROW)),
+                (Storage::Cuda(s), Backend::Cuda(c)) => c.read_and_reset_status_word(s),
+                (Storage::Cuda(_), _) => Ok(NO_ROW),
+            };
+            match read {
+                Ok(word) if word != NO_ROW && first.is_none() => first = Some(check.error(word)),
+                Ok(_) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    continue; // a word in an unknown state is not reused
+                }
+            }
+            free.push(storage);
+        }
+        self.status_words().free.extend(free);
+        match (failure, first) {
+            (Some(e), _) | (None, Some(e)) => Err(e),
+            (None, None) => Ok(()),
         }
     }
 

@@ -261,10 +261,8 @@ impl BinaryQuantizer {
                 }
             }
         }
-        match status.first_flagged()? {
-            Some(row) => Err(self.invalid_row(row)),
-            None => Ok(()),
-        }
+        status.defer("BinaryQuantizer::quantize", "latents", self.invalid_reason());
+        Ok(())
     }
 
     fn rows(&self, len: usize) -> Result<usize> {
@@ -277,12 +275,15 @@ impl BinaryQuantizer {
         Ok(len / self.dim())
     }
 
-    fn invalid_row(&self, row: usize) -> Error {
-        let reason = match self.op {
+    fn invalid_reason(&self) -> &'static str {
+        match self.op {
             BinaryQuantOp::Lfq => "NaN has no sign bit",
             BinaryQuantOp::Bsq => "NaN or ±Inf: the row has no finite l2 normalization",
-        };
-        Error::InvalidValue { arg: "latents", row, reason }
+        }
+    }
+
+    fn invalid_row(&self, row: usize) -> Error {
+        Error::InvalidValue { op: "BinaryQuantizer::quantize", arg: "latents", row, reason: self.invalid_reason() }
     }
 }
 

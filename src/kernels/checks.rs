@@ -1,19 +1,20 @@
 //! Argument checks and the status word shared by every kernel family's wrapper.
 
-use crate::device::{DeviceBuffer, Element};
+use crate::device::{DeviceBuffer, Element, PendingCheck};
 use crate::error::{Error, Result};
 use crate::Device;
 
 /// A one-word flag in device memory: kernels `atomicMin` it with the first row whose
 /// input has no defined result (NaN latent, out-of-range index, ...). Starts at
-/// `u32::MAX`, which means "no row flagged"; reading it waits for the device.
+/// `u32::MAX` ("no row flagged"). Taken from the device's pool and handed back with
+/// [`RowStatus::defer`]: the device reads it at its next synchronizing call.
 pub(crate) struct RowStatus {
     word: DeviceBuffer<u32>,
 }
 
 impl RowStatus {
     pub(crate) fn new(device: &Device) -> Result<Self> {
-        Ok(RowStatus { word: device.upload(&[u32::MAX])? })
+        Ok(RowStatus { word: device.status_word()? })
     }
 
     /// The buffer to pass as the kernel's `status` argument.
@@ -21,18 +22,11 @@ impl RowStatus {
         &mut self.word
     }
 
-    /// The first flagged row, if any.
-    pub(crate) fn first_flagged(&self) -> Result<Option<usize>> {
-        let word = self.word.download()?[0];
-        Ok((word != u32::MAX).then_some(word as usize))
-    }
-
-    /// `Err(InvalidValue { arg, row, reason })` for the first flagged row.
-    pub(crate) fn check(&self, arg: &'static str, reason: &'static str) -> Result<()> {
-        match self.first_flagged()? {
-            Some(row) => Err(Error::InvalidValue { arg, row, reason }),
-            None => Ok(()),
-        }
+    /// Reports a flagged row as `InvalidValue { op, arg, row, reason }` at the device's
+    /// next synchronizing call; never waits.
+    pub(crate) fn defer(self, op: &'static str, arg: &'static str, reason: &'static str) {
+        let device = self.word.device().clone();
+        device.defer_check(self.word, PendingCheck { op, arg, reason });
     }
 }
 

@@ -169,7 +169,7 @@ impl<T: FloatElement> Codebook<T> {
         if k >= u32::MAX as usize {
             return Err(Error::invalid("entries", format!("{k} entries do not fit the u32 index type")));
         }
-        let (normalized, sqnorm) = row_norms(device, &entries, k, dim, metric == Metric::Cosine, "entries")?;
+        let (normalized, sqnorm) = row_norms(device, &entries, k, dim, metric == Metric::Cosine, "Codebook::new", "entries")?;
         Ok(Codebook { entries, normalized, sqnorm, k, d: dim, metric })
     }
 
@@ -283,7 +283,7 @@ impl<T: FloatElement> Codebook<T> {
 
         // Cosine: the latents are searched normalized, like the entries.
         let z_unit = match self.metric {
-            Metric::Cosine => row_norms(device, z, n, self.d, true, "z")?.0,
+            Metric::Cosine => row_norms(device, z, n, self.d, true, "Codebook::quantize", "z")?.0,
             Metric::SquaredL2 => None,
         };
         let zs = z_unit.as_ref().unwrap_or(z);
@@ -354,7 +354,7 @@ impl<T: FloatElement> Codebook<T> {
             d32,
             flags,
         )?;
-        status.check("z", "non-finite latent")?;
+        status.defer("Codebook::quantize", "z", "non-finite latent");
         // For cosine, quantized rows are the normalized entries (what the search compared).
         let commitment = mean_in_order(&block_sums.download()?, n);
         let perplexity = if options.histogram { Some(reference::perplexity(&histogram.download()?)) } else { None };
@@ -379,7 +379,7 @@ impl<T: FloatElement> Codebook<T> {
     ) -> Result<(VqOutput<T>, Option<DeviceBuffer<T>>)> {
         let zh = z.download()?;
         if let Some(row) = zh.iter().position(|v| !v.to_f32().is_finite()) {
-            return Err(Error::InvalidValue { arg: "z", row: row / self.d, reason: "non-finite latent" });
+            return Err(Error::InvalidValue { op: "Codebook::quantize", arg: "z", row: row / self.d, reason: "non-finite latent" });
         }
         let eh = self.entries.download()?;
         let found = reference::search(&zh, &eh, self.d, self.metric);
@@ -421,12 +421,13 @@ pub(crate) fn row_norms<T: FloatElement>(
     rows: usize,
     d: usize,
     normalize: bool,
+    op: &'static str,
     arg: &'static str,
 ) -> Result<(Option<DeviceBuffer<T>>, DeviceBuffer<f32>)> {
     if device.kind() == BackendKind::Cpu {
         let host = src.download()?;
         if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {
-            return Err(Error::InvalidValue { arg, row: i / d, reason: "non-finite value" });
+            return Err(Error::InvalidValue { op, arg, row: i / d, reason: "non-finite value" });
         }
         let mut sq = Vec::with_capacity(rows);
         let mut unit = Vec::new();
@@ -449,7 +450,7 @@ pub(crate) fn row_norms<T: FloatElement>(
     let cfg = LaunchConfig::for_items(rows, ROWS_WARPS, 256, 0)?;
     let (rows32, d32) = (row_count(rows, arg)?, d as u32);
     codebook_rows(device, &cfg, src, &mut dst, &mut sqnorm, status.buffer(), rows32, d32, u32::from(normalize))?;
-    status.check(arg, "non-finite value")?;
+    status.defer(op, arg, "non-finite value");
     Ok((normalize.then_some(dst), sqnorm))
 }
 

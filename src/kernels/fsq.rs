@@ -210,6 +210,7 @@ impl Fsq {
             let (z, c) = (host(latents, "latents")?, host_mut(codes, "codes")?);
             let (v, i) = (host_mut(values, "values")?, host_mut(indices, "indices")?);
             return reference::fsq::quantize(&self.levels, z, c, v, i).map_err(|row| Error::InvalidValue {
+                op: "Fsq::quantize",
                 arg: "latents",
                 row,
                 reason: NAN_REASON,
@@ -228,7 +229,8 @@ impl Fsq {
                 fsq_quantize(device, &cfg, latents, codes, values, indices, s, n32, self.params)?;
             }
         }
-        status.check("latents", NAN_REASON)
+        status.defer("Fsq::quantize", "latents", NAN_REASON);
+        Ok(())
     }
 
     /// Decodes token indices `[n]` into codes and normalized values `[n, d]`. An index
@@ -263,6 +265,7 @@ impl Fsq {
         if device.kind() == BackendKind::Cpu {
             let (i, c, v) = (host(indices, "indices")?, host_mut(codes, "codes")?, host_mut(values, "values")?);
             return reference::fsq::dequantize(&self.levels, i, c, v).map_err(|row| Error::InvalidValue {
+                op: "Fsq::dequantize",
                 arg: "indices",
                 row,
                 reason: INDEX_REASON,
@@ -272,7 +275,8 @@ impl Fsq {
         let mut status = RowStatus::new(device)?;
         let cfg = self.tiled_config::<T>(n)?;
         fsq_dequantize(device, &cfg, indices, codes, values, status.buffer(), n32, self.params)?;
-        status.check("indices", INDEX_REASON)
+        status.defer("Fsq::dequantize", "indices", INDEX_REASON);
+        Ok(())
     }
 
     fn tiled_config<T: FloatElement>(&self, n: usize) -> Result<LaunchConfig> {

@@ -186,7 +186,7 @@ pub fn update_centroids<T: FloatElement>(
     if device.kind() == BackendKind::Cpu {
         let idx = indices.download()?;
         if let Some(row) = idx.iter().position(|&i| i as usize >= k) {
-            return Err(Error::InvalidValue { arg: "indices", row, reason: "index ≥ k" });
+            return Err(Error::InvalidValue { op: "update_centroids", arg: "indices", row, reason: "index ≥ k" });
         }
         let (c, counts) = reference::means(&data.download()?, dim, &idx, k, reseed_rows);
         return Ok(CentroidUpdate { centroids: device.upload(&c)?, counts });
@@ -195,7 +195,7 @@ pub fn update_centroids<T: FloatElement>(
     let mut status = RowStatus::new(device)?;
     let cfg = LaunchConfig::for_items(n, THREADS as usize, THREADS, 0)?;
     kmeans_histogram(device, &cfg, indices, &mut counts, status.buffer(), n as u32, k as u32)?;
-    status.check("indices", "index ≥ k")?;
+    status.defer("update_centroids", "indices", "index ≥ k");
     let reseed = device.upload(reseed_rows)?;
     let centroids = match kernel {
         CentroidKernel::Sorted => sorted_update(device, data, dim, indices, &counts, k, &reseed)?,
@@ -328,7 +328,7 @@ impl<T: FloatElement> Codebook<T> {
         if device.kind() == BackendKind::Cpu {
             let host = data.download()?;
             if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {
-                return Err(Error::InvalidValue { arg: "data", row: i / dim, reason: "non-finite value" });
+                return Err(Error::InvalidValue { op: "Codebook::fit", arg: "data", row: i / dim, reason: "non-finite value" });
             }
             let entries = reference::fit(&host, dim, k, iterations, seed, metric, &mut |it, obj, re| {
                 progress(&report(it, obj, re))
@@ -339,7 +339,7 @@ impl<T: FloatElement> Codebook<T> {
         // The points searched and averaged: the data, or its normalized rows (cosine). The
         // row kernel also finds the first non-finite row.
         // Flags the first non-finite row of `data`; for cosine also returns the unit rows.
-        let unit = crate::kernels::codebook::row_norms(device, data, n, dim, metric == Metric::Cosine, "data")?.0;
+        let unit = crate::kernels::codebook::row_norms(device, data, n, dim, metric == Metric::Cosine, "Codebook::fit", "data")?.0;
         let points = unit.as_ref().unwrap_or(data);
 
         let mut rng = reference::Rng::new(seed);
