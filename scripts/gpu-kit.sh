@@ -74,8 +74,8 @@ if grep -ln 'CARGO_MANIFEST_DIR' tests/*.rs tests/*/*.rs benches/*.rs benches/*/
   to the working directory instead (the runner runs from a folder with tests/fixtures)"
 fi
 
-step "cargo test --release --no-run (fatbins embedded; nvcc compiles every kernel, this takes a while)"
-cargo test --release --no-run --message-format=json-render-diagnostics >"$JSON_DIR/test.json"
+step "cargo test --release --features selftest --no-run (fatbins embedded; nvcc compiles every kernel, this takes a while)"
+cargo test --release --features selftest --no-run --message-format=json-render-diagnostics >"$JSON_DIR/test.json"
 step "cargo bench --no-run"
 cargo bench --no-run --message-format=json-render-diagnostics >"$JSON_DIR/bench.json"
 
