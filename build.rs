@@ -16,6 +16,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "build/contracts.rs"]
+mod contracts;
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
@@ -24,6 +27,10 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(tessera_device_code)");
     println!("cargo::rustc-check-cfg=cfg(tessera_asan)");
     println!("cargo:rerun-if-changed=kernels");
+    // The kernel declarations that the contract check compares with the C definitions.
+    println!("cargo:rerun-if-changed=src/kernels");
+    println!("cargo:rerun-if-changed=src/selftest.rs");
+    println!("cargo:rerun-if-changed=build");
     for var in ["TESSERA_NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "TESSERA_SANITIZE", "TESSERA_CUDA_ARCHS"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -35,7 +42,8 @@ fn main() {
         if env::var_os("CARGO_FEATURE_SELFTEST").is_some() { cu_files(&kernels.join("selftest")) } else { Vec::new() };
     let runtime_files = files_with_ext(&kernels.join("host"), "cpp");
 
-    build_host_library(&kernels, &kernel_files, &selftest_files, &runtime_files);
+    let units = contract_units(&manifest, &kernel_files, &selftest_files, &out_dir);
+    build_host_library(&kernels, &units, &runtime_files);
     build_device_code(&kernels, &kernel_files, &selftest_files, &out_dir);
 }
 
@@ -64,7 +72,46 @@ fn sanitize_address() -> bool {
     }
 }
 
-fn build_host_library(kernels: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf], runtime: &[PathBuf]) {
+/// The host compilation units of the kernel files: each includes its `.cu` and checks the
+/// kernels' C types against their Rust declarations (build/contracts.rs).
+fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf], out_dir: &Path) -> Vec<PathBuf> {
+    let dir = out_dir.join("contracts");
+    fs::create_dir_all(&dir).unwrap();
+    let mut units = Vec::new();
+    let mut write_unit = |name: String, text: String| {
+        let path = dir.join(name);
+        // Rewrite only on change, so that cc does not recompile an unchanged unit.
+        if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            fs::write(&path, text).unwrap();
+        }
+        units.push(path);
+    };
+    for cu in kernel_files {
+        let stem = cu.file_stem().unwrap().to_string_lossy().to_string();
+        let wrapper = manifest.join("src/kernels").join(format!("{stem}.rs"));
+        let decls = if wrapper.is_file() { contracts::parse_rust(&wrapper) } else { Vec::new() };
+        let (unit, missing) = contracts::contract_unit(cu, &decls, manifest);
+        if let Some(d) = missing.first() {
+            panic!("kernel contract: src/kernels/{stem}.rs declares {} but kernels/{stem}.cu does not define it", d.name);
+        }
+        write_unit(format!("{stem}.cpp"), unit);
+    }
+    if !selftest.is_empty() {
+        let mut decls = contracts::parse_rust(&manifest.join("src/selftest.rs"));
+        for cu in selftest {
+            let stem = cu.file_stem().unwrap().to_string_lossy().to_string();
+            let (unit, rest) = contracts::contract_unit(cu, &decls, manifest);
+            decls = rest;
+            write_unit(format!("selftest_{stem}.cpp"), unit);
+        }
+        if let Some(d) = decls.first() {
+            panic!("kernel contract: src/selftest.rs declares {} but no kernels/selftest/*.cu defines it", d.name);
+        }
+    }
+    units
+}
+
+fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
     let asan = sanitize_address();
     let mut build = cc::Build::new();
     build
@@ -96,14 +143,14 @@ fn build_host_library(kernels: &Path, kernel_files: &[PathBuf], selftest: &[Path
     // so they go through a second object list).
     let mut cu = build.clone();
     cu.flag("-x").flag("c++");
-    for file in kernel_files.iter().chain(selftest) {
+    for file in units {
         cu.file(file);
     }
     let mut objects = Vec::new();
     if !runtime.is_empty() {
         objects.extend(build.compile_intermediates());
     }
-    if !kernel_files.is_empty() || !selftest.is_empty() {
+    if !units.is_empty() {
         objects.extend(cu.compile_intermediates());
     }
     let mut lib = cc::Build::new();

@@ -11,7 +11,7 @@
 // entry of each row, < k); reseed_rows [k] u32 (the data row an entry without members
 // becomes: the host draws them); out [k, d] T; status [1] u32 (atomicMin'ed with the first
 // row whose index is ≥ k; the caller initializes it to 0xffffffff). k-means++: d2 [n] f32;
-// block_sums [G] f64; uniforms [k − 1] u64 (raw 64-bit draws); chosen [k] u32 (chosen[0]
+// block_sums [G] f64 (passed as unsigned long long words, the Rust side has no f64 buffer); uniforms [k − 1] u64 (raw 64-bit draws); chosen [k] u32 (chosen[0]
 // set by the host).
 //
 // Kernels:
@@ -175,12 +175,13 @@ __device__ void plusplus_distances(const T* __restrict__ data, float* __restrict
 }  // namespace
 
 TESSERA_KERNEL void __launch_bounds__(32)
-    kmeans_plusplus_pick(const float* d2, const double* block_sums, const unsigned long long* uniforms,
+    kmeans_plusplus_pick(const float* d2, const unsigned long long* block_sums, const unsigned long long* uniforms,
                          unsigned* chosen, unsigned step, unsigned n, unsigned rows_per_block, unsigned blocks) {
     if (threadIdx.x != 0) return;
+    const double* sums = reinterpret_cast<const double*>(block_sums);
     const double u = (double)(uniforms[step - 1] >> 11) * 0x1p-53;  // [0, 1)
     double total = 0.0;
-    for (unsigned b = 0; b < blocks; ++b) total += block_sums[b];
+    for (unsigned b = 0; b < blocks; ++b) total += sums[b];
     if (!(total > 0.0)) {
         const unsigned r = (unsigned)(u * (double)n);
         chosen[step] = r < n ? r : n - 1;
@@ -190,11 +191,11 @@ TESSERA_KERNEL void __launch_bounds__(32)
     double cum = 0.0;
     unsigned b = 0, last_b = 0;
     for (; b < blocks; ++b) {
-        if (block_sums[b] > 0.0) {
+        if (sums[b] > 0.0) {
             last_b = b;
-            if (cum + block_sums[b] > target) break;
+            if (cum + sums[b] > target) break;
         }
-        cum += block_sums[b];
+        cum += sums[b];
     }
     const bool past_end = b == blocks;  // rounding: take the last row of positive weight
     if (past_end) b = last_b;
@@ -325,9 +326,10 @@ TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
         centroids_v1<T>(data, indices, reseed_rows, out, n, k, d);                                                \
     }                                                                                                             \
     TESSERA_KERNEL void __launch_bounds__(KM_THREADS)                                                             \
-        kmeans_plusplus_distances_##SUFFIX(const T* data, float* d2, double* block_sums, const unsigned* chosen,  \
-                                           unsigned step, unsigned n, unsigned d, unsigned rows_per_block) {      \
-        plusplus_distances<T>(data, d2, block_sums, chosen, step, n, d, rows_per_block);                          \
+        kmeans_plusplus_distances_##SUFFIX(const T* data, float* d2, unsigned long long* block_sums,                \
+                                           const unsigned* chosen, unsigned step, unsigned n, unsigned d,          \
+                                           unsigned rows_per_block) {                                             \
+        plusplus_distances<T>(data, d2, reinterpret_cast<double*>(block_sums), chosen, step, n, d, rows_per_block); \
     }
 
 KMEANS_KERNELS(float, f32)

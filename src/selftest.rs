@@ -15,25 +15,24 @@ use half::{bf16, f16};
 declare_kernels! {
     /// C: `selftest_block_reduce(const float* in, int n, int chunk, float* out_tree,
     ///     float* out_helper, int* out_count)`
-    fn selftest_block_reduce(x: input f32, n: scalar i32, chunk: scalar i32, out_tree: output f32,
+    fn selftest_block_reduce(src: input f32, n: scalar i32, chunk: scalar i32, out_tree: output f32,
         out_helper: output f32, out_count: output i32);
     /// C: `selftest_warp_shuffle(const float* in, float* out, unsigned* out64)`
-    fn selftest_warp_shuffle(x: input f32, out: output f32, out64: output u32);
+    fn selftest_warp_shuffle(src: input f32, out: output f32, out64: output u32);
     /// C: `selftest_warp_vote(const int* in, unsigned* out)`
-    fn selftest_warp_vote(x: input i32, out: output u32);
+    fn selftest_warp_vote(src: input i32, out: output u32);
     /// C: `selftest_atomic_hist(const unsigned* in, int n, unsigned* hist, int nbins, float* fsum,
     ///     unsigned long long* total, int* vmax, int* vmin, unsigned* cas_count, unsigned* bits)`
-    /// (`total` is a u64 held in two u32 words, low first).
-    fn selftest_atomic_hist(x: input u32, n: scalar i32, hist: output u32, nbins: scalar i32, fsum: output f32,
-        total: output u32, vmax: output i32, vmin: output i32, cas_count: output u32, bits: output u32);
+    fn selftest_atomic_hist(src: input u32, n: scalar i32, hist: output u32, nbins: scalar i32, fsum: output f32,
+        total: output u64, vmax: output i32, vmin: output i32, cas_count: output u32, bits: output u32);
     /// C: `selftest_mma_f16(const __half* A, const __half* B, const float* C, float* D)`
     fn selftest_mma_f16(a: input f16, b: input f16, c: input f32, d: output f32);
     /// C: `selftest_mma_bf16(const __nv_bfloat16* A, const __nv_bfloat16* B, const float* C, float* D)`
     fn selftest_mma_bf16(a: input bf16, b: input bf16, c: input f32, d: output f32);
-    /// C: `selftest_ldmatrix(const unsigned short* src, unsigned* out)` (src: raw 16-bit patterns)
+    /// C: `selftest_ldmatrix(const tessera::f16* src, unsigned* out)` (src: raw 16-bit patterns)
     fn selftest_ldmatrix(src: input f16, out: output u32);
     /// C: `selftest_oob(const float* in, float* out, int n)`
-    fn selftest_oob(x: input f32, out: output f32, n: scalar i32);
+    fn selftest_oob(src: input f32, out: output f32, n: scalar i32);
     /// C: `selftest_deadlock(int* out)`
     fn selftest_deadlock(out: output i32);
     /// C: `selftest_divergent_sync(int* out)`
@@ -51,15 +50,15 @@ declare_kernels! {
     /// C: `selftest_partial_warp_full_mask(float* out)`
     fn selftest_partial_warp_full_mask(out: output f32);
     /// C: `selftest_with_barrier(const float* in, float* out)`
-    fn selftest_with_barrier(x: input f32, out: output f32);
+    fn selftest_with_barrier(src: input f32, out: output f32);
     /// C: `selftest_without_barrier(const float* in, float* out)`
-    fn selftest_without_barrier(x: input f32, out: output f32);
+    fn selftest_without_barrier(src: input f32, out: output f32);
     /// C: `selftest_half_convert(const float* in, int n, unsigned short* h16, unsigned short* hb,
-    ///     float* back16, float* backb, unsigned* pair, int* mismatches)`
-    fn selftest_half_convert(x: input f32, n: scalar i32, h16: output f16, hb: output bf16, back16: output f32,
+    ///     float* back16, float* backb, unsigned* pair, int* mismatches)` (h16, hb: tessera::f16*, tessera::bf16*)
+    fn selftest_half_convert(src: input f32, n: scalar i32, h16: output f16, hb: output bf16, back16: output f32,
         backb: output f32, pair: output u32, mismatches: output i32);
-    /// C: `selftest_cp_async(const float4* in, float* out, uint4* out16)`
-    fn selftest_cp_async(x: input f32, out: output f32, out16: output u32);
+    /// C: `selftest_cp_async(const float* src_floats, float* out, unsigned* out16_words)` (16-byte vectors inside)
+    fn selftest_cp_async(src_floats: input f32, out: output f32, out16_words: output u32);
 }
 
 /// A buffer of `len` copies of `value`.
@@ -129,7 +128,7 @@ pub fn atomic_hist(device: &Device, x: &[u32], nbins: usize, blocks: u32) -> Res
     let xb = device.upload(x)?;
     let mut hist = device.zeros::<u32>(nbins)?;
     let mut fsum = device.zeros::<f32>(1)?;
-    let mut total = device.zeros::<u32>(2)?;
+    let mut total = device.zeros::<u64>(1)?;
     let mut vmax = filled(device, 1, i32::MIN)?;
     let mut vmin = filled(device, 1, i32::MAX)?;
     let mut cas = device.zeros::<u32>(1)?;
@@ -153,7 +152,7 @@ pub fn atomic_hist(device: &Device, x: &[u32], nbins: usize, blocks: u32) -> Res
     Ok(AtomicResults {
         hist: hist.download()?,
         fsum: fsum.download()?[0],
-        total: t[0] as u64 | ((t[1] as u64) << 32),
+        total: t[0],
         vmax: vmax.download()?[0],
         vmin: vmin.download()?[0],
         cas_count: cas.download()?[0],

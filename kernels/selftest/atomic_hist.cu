@@ -8,12 +8,12 @@
 //   *bits |= 1 << (in[i] % 32)         atomicOr
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_atomic_hist(const unsigned* __restrict__ in, int n, unsigned* hist, int nbins,
+TESSERA_KERNEL void selftest_atomic_hist(const unsigned* __restrict__ src, int n, unsigned* hist, int nbins,
                                          float* fsum, unsigned long long* total, int* vmax, int* vmin,
                                          unsigned* cas_count, unsigned* bits) {
     const int stride = gridDim.x * blockDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const unsigned x = in[i];
+        const unsigned x = src[i];
         atomicAdd(&hist[x % (unsigned)nbins], 1u);
         atomicAdd(fsum, (float)(x % 8u));
         atomicAdd(total, (unsigned long long)x);

@@ -11,14 +11,14 @@
 // barrier, a wrong index or a wrong warp reduction changes the result.
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_block_reduce(const float* __restrict__ in, int n, int chunk, float* out_tree,
+TESSERA_KERNEL void selftest_block_reduce(const float* __restrict__ src, int n, int chunk, float* out_tree,
                                           float* out_helper, int* out_count) {
     __shared__ float buf[1024];
     __shared__ float scratch[32];
     const unsigned tid = threadIdx.x, nt = blockDim.x;
     const long long base = (long long)blockIdx.x * chunk;
     float partial = 0.0f;
-    for (long long i = tid; i < chunk && base + i < n; i += nt) partial += in[base + i];
+    for (long long i = tid; i < chunk && base + i < n; i += nt) partial += src[base + i];
 
     buf[tid] = partial;
     __syncthreads();

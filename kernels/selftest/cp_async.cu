@@ -10,12 +10,16 @@
 // wrong place changes the sums.
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_cp_async(const float4* __restrict__ in, float* out, uint4* out16) {
+// The buffers are plain float / unsigned arrays at the C boundary (as the Rust declaration
+// says); the kernel views them as 16-byte vectors (they are 16-byte aligned).
+TESSERA_KERNEL void selftest_cp_async(const float* __restrict__ src_floats, float* out, unsigned* out16_words) {
+    const float4* src = reinterpret_cast<const float4*>(src_floats);
+    uint4* out16 = reinterpret_cast<uint4*>(out16_words);
     TESSERA_DYNAMIC_SMEM(float4, stage);
     const unsigned t = threadIdx.x, n = blockDim.x;
-    tessera::cp_async16(&stage[t], &in[t]);
+    tessera::cp_async16(&stage[t], &src[t]);
     tessera::cp_async_commit();
-    tessera::cp_async16(&stage[n + t], &in[n + t]);
+    tessera::cp_async16(&stage[n + t], &src[n + t]);
     tessera::cp_async_commit();
     tessera::cp_async_wait<1>();
     __syncthreads();

@@ -6,16 +6,16 @@
 // The test compares the bits with Rust's `half` crate.
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_half_convert(const float* __restrict__ in, int n, unsigned short* h16,
-                                          unsigned short* hb, float* back16, float* backb, unsigned* pair,
+TESSERA_KERNEL void selftest_half_convert(const float* __restrict__ src, int n, tessera::f16* h16,
+                                          tessera::bf16* hb, float* back16, float* backb, unsigned* pair,
                                           int* mismatches) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    const float x = in[i];
+    const float x = src[i];
     const __half h = __float2half_rn(x);
     const __nv_bfloat16 b = __float2bfloat16_rn(x);
-    h16[i] = __half_as_ushort(h);
-    hb[i] = __bfloat16_as_ushort(b);
+    h16[i] = h;
+    hb[i] = b;
     back16[i] = __half2float(h);
     backb[i] = __bfloat162float(b);
     const __half2 h2 = __floats2half2_rn(x, -x);

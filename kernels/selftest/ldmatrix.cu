@@ -10,13 +10,13 @@
 // x4_trans (registers beyond num keep the host's sentinel).
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_ldmatrix(const unsigned short* __restrict__ src, unsigned* out) {
+TESSERA_KERNEL void selftest_ldmatrix(const tessera::f16* __restrict__ src, unsigned* out) {
     __shared__ __align__(16) unsigned short tile[4 * 8 * 24];
     const unsigned lane = threadIdx.x & 31;
     const int slot_of[4] = {2, 0, 3, 1};
     for (int e = lane; e < 256; e += 32) {
         const int m = e / 64, r = (e / 8) % 8, c = e % 8;
-        tile[(slot_of[m] * 8 + r) * 24 + c] = src[e];
+        tile[(slot_of[m] * 8 + r) * 24 + c] = __half_as_ushort(src[e]);
     }
     __syncwarp();
     const unsigned m = lane / 8, r = lane % 8;

@@ -6,17 +6,17 @@
 // reads a neighbour that has not written yet, so the result must be wrong somewhere.
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_with_barrier(const float* __restrict__ in, float* out) {
+TESSERA_KERNEL void selftest_with_barrier(const float* __restrict__ src, float* out) {
     __shared__ float buf[256];
     const unsigned t = threadIdx.x, n = blockDim.x, g = blockIdx.x * n + t;
-    buf[t] = in[g];
+    buf[t] = src[g];
     __syncthreads();
     out[g] = buf[(t + n - 1) % n] + buf[(t + 1) % n];
 }
 
-TESSERA_KERNEL void selftest_without_barrier(const float* __restrict__ in, float* out) {
+TESSERA_KERNEL void selftest_without_barrier(const float* __restrict__ src, float* out) {
     __shared__ float buf[256];
     const unsigned t = threadIdx.x, n = blockDim.x, g = blockIdx.x * n + t;
-    buf[t] = in[g];
+    buf[t] = src[g];
     out[g] = buf[(t + n - 1) % n] + buf[(t + 1) % n];  // BUG on purpose: no barrier
 }

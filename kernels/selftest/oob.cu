@@ -4,7 +4,7 @@
 // TESSERA_EMU_SANITIZER ("heap-buffer-overflow", naming selftest_oob).
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_oob(const float* in, float* out, int n) {
+TESSERA_KERNEL void selftest_oob(const float* src, float* out, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = in[i] + in[i + 1];
+    if (i < n) out[i] = src[i] + src[i + 1];
 }

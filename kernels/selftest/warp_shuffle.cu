@@ -18,10 +18,10 @@
 //   every lane: out[7] = __shfl_sync(__activemask(), v, 0) (lane 0 of the warp)
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_warp_shuffle(const float* __restrict__ in, float* out, unsigned* out64) {
+TESSERA_KERNEL void selftest_warp_shuffle(const float* __restrict__ src, float* out, unsigned* out64) {
     const unsigned tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const unsigned g = blockIdx.x * blockDim.x + tid;
-    const float v = in[g];
+    const float v = src[g];
     float* o = out + (size_t)g * 8;
     const unsigned full = 0xffffffffu;
     if (warp & 1) {

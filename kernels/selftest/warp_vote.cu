@@ -10,10 +10,10 @@
 // Even lanes leave out[3..5] as the host's sentinel.
 #include "tessera.cuh"
 
-TESSERA_KERNEL void selftest_warp_vote(const int* __restrict__ in, unsigned* out) {
+TESSERA_KERNEL void selftest_warp_vote(const int* __restrict__ src, unsigned* out) {
     const unsigned lane = threadIdx.x & 31;
     const unsigned g = blockIdx.x * blockDim.x + threadIdx.x;
-    const int p = in[g] > 0;
+    const int p = src[g] > 0;
     unsigned* o = out + (size_t)g * 8;
     const unsigned full = 0xffffffffu, odd = 0xaaaaaaaau;
     o[0] = __ballot_sync(full, p);
@@ -24,7 +24,7 @@ TESSERA_KERNEL void selftest_warp_vote(const int* __restrict__ in, unsigned* out
         o[4] = (unsigned)__any_sync(odd, p);
         o[5] = (unsigned)__all_sync(odd, p);
     }
-    o[6] = __reduce_add_sync(full, (unsigned)in[g]);
+    o[6] = __reduce_add_sync(full, (unsigned)src[g]);
     unsigned b;
     if (lane & 1) {
         b = __ballot_sync(full, p);
