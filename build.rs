@@ -1,4 +1,4 @@
-//! Compiles every kernel source twice (see DESIGN.md, "The one hard fact"):
+//! Compiles every kernel source twice (see docs/design.md):
 //!
 //! 1. always, as host C++ together with the emulator runtime (`kernels/host/`), into
 //!    the static library `tessera_host` that the Emulator backend calls;

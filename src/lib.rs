@@ -2,7 +2,7 @@
 //!
 //! Every kernel runs on three backends (see [`BackendKind`]): a GPU through the CUDA
 //! driver, the kernel emulator (the same kernel sources compiled for the host), and the
-//! plain-Rust reference implementations. See README.md and DESIGN.md for the layout.
+//! plain-Rust reference implementations. See README.md and docs/design.md for the layout.
 
 mod device;
 mod error;

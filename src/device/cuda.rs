@@ -49,7 +49,9 @@ pub(crate) struct CudaBackend {
     name: String,
     stream: Arc<CudaStream>,
     modules: Vec<Arc<CudaModule>>,
-    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Each kernel looked up once, with the dynamic shared memory its launches have been
+    /// allowed so far (the attribute is set under this lock, once per larger size).
+    functions: Mutex<HashMap<&'static str, (CudaFunction, u32)>>,
 }
 
 impl CudaBackend {
@@ -73,8 +75,22 @@ impl CudaBackend {
             ));
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| Error::CudaUnavailable(format!("{e:?}")))?;
+        // A stream of tessera's own, not the legacy default stream, which would serialize
+        // with every other library's work on the device.
+        let stream = ctx.new_stream().map_err(|e| Error::driver("creating a stream", e))?;
+        Self::on_stream(stream)
+    }
+
+    /// Runs on `stream` (a stream the caller already has, e.g. another library's).
+    pub(crate) fn on_stream(stream: Arc<CudaStream>) -> Result<Self> {
+        if !KERNELS_COMPILED {
+            return Err(Error::CudaUnavailable(
+                "tessera was built without nvcc, so no kernel was compiled for the GPU".into(),
+            ));
+        }
+        let ctx = stream.context().clone();
+        let ordinal = ctx.ordinal();
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
-        let stream = ctx.default_stream();
         let mut modules = Vec::new();
         for (stem, image) in embedded::DEVICE_CODE {
             let module = ctx
@@ -130,19 +146,30 @@ impl CudaBackend {
         self.stream.synchronize().map_err(|e| Error::driver("synchronize", e))
     }
 
-    /// The kernel `name` from whichever embedded module defines it.
-    pub(crate) fn function(&self, name: &'static str) -> Result<CudaFunction> {
+    /// The kernel `name` from whichever embedded module defines it, allowed to launch with
+    /// `shared_mem_bytes` of dynamic shared memory. The lookup and the opt-in beyond 48 KiB
+    /// happen once per kernel (and per larger size), under the cache's lock, so threads
+    /// sharing the device never race on the attribute.
+    pub(crate) fn function(&self, name: &'static str, shared_mem_bytes: u32) -> Result<CudaFunction> {
         let mut cache = self.functions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = cache.get(name) {
-            return Ok(f.clone());
+        if !cache.contains_key(name) {
+            let f = self
+                .modules
+                .iter()
+                .find_map(|m| m.load_function(name).ok())
+                .ok_or_else(|| Error::driver(format!("looking up kernel {name}"), "not found in any embedded module"))?;
+            cache.insert(name, (f, 48 * 1024));
         }
-        for module in &self.modules {
-            if let Ok(f) = module.load_function(name) {
-                cache.insert(name, f.clone());
-                return Ok(f);
-            }
+        let (f, allowed) = cache.get_mut(name).expect("inserted above");
+        if shared_mem_bytes > *allowed {
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                shared_mem_bytes as i32,
+            )
+            .map_err(|e| Error::driver(format!("shared memory opt-in for {name}"), e))?;
+            *allowed = shared_mem_bytes;
         }
-        Err(Error::driver(format!("looking up kernel {name}"), "not found in any embedded module"))
+        Ok(f.clone())
     }
 
     pub(crate) fn upload<T: Element>(&self, data: &[T]) -> Result<CudaSlice<T>> {

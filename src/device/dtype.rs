@@ -6,12 +6,19 @@ use half::{bf16, f16};
 /// (`<family>_<op>_f32`, `_f16`, `_bf16`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// IEEE binary32.
     F32,
+    /// IEEE binary16 (`half::f16`).
     F16,
+    /// bfloat16 (`half::bf16`).
     BF16,
+    /// 32-bit unsigned integer.
     U32,
+    /// 32-bit signed integer.
     I32,
+    /// 64-bit unsigned integer.
     U64,
+    /// 8-bit unsigned integer.
     U8,
 }
 
@@ -40,19 +47,19 @@ impl DType {
     }
 }
 
-/// A plain-old-data element that can live in device memory.
-pub trait Element:
-    Copy
-    + Default
-    + Send
-    + Sync
-    + std::fmt::Debug
-    + PartialEq
-    + bytemuck::Pod
-    + cudarc::driver::DeviceRepr
-    + cudarc::driver::ValidAsZeroBits
-    + 'static
-{
+pub(crate) mod sealed {
+    /// What the backends need of an element (cudarc's and bytemuck's traits). Private, so
+    /// that these traits are not part of tessera's public promise and no type outside the
+    /// crate can become an [`Element`](super::Element).
+    pub trait Sealed:
+        bytemuck::Pod + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Send + Sync + 'static
+    {
+    }
+}
+
+/// A plain-old-data element that can live in device memory: `f32`, `f16`, `bf16`, `u32`,
+/// `i32`, `u64`, `u8`. Sealed: the set of element types is tessera's to choose.
+pub trait Element: sealed::Sealed + Copy + Default + std::fmt::Debug + PartialEq {
     /// The runtime tag of this type.
     const DTYPE: DType;
 }
@@ -60,12 +67,15 @@ pub trait Element:
 /// A floating-point element: kernels read it, compute in f32, and write it back rounded
 /// to nearest even.
 pub trait FloatElement: Element {
+    /// The value as f32 (exact for every element type).
     fn to_f32(self) -> f32;
+    /// `v` rounded to this type, to nearest even.
     fn from_f32(v: f32) -> Self;
 }
 
 macro_rules! element {
     ($t:ty, $d:ident) => {
+        impl sealed::Sealed for $t {}
         impl Element for $t {
             const DTYPE: DType = DType::$d;
         }

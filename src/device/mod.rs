@@ -1,4 +1,4 @@
-//! Devices and their memory: the three backends of DESIGN.md.
+//! Devices and their memory: the three backends (see docs/design.md).
 //!
 //! - [`BackendKind::Cuda`]: a real GPU through cudarc (driver loaded at run time).
 //! - [`BackendKind::Emulator`]: the same kernel sources compiled as host C++, executed
@@ -91,6 +91,15 @@ impl Device {
     pub fn cuda(ordinal: usize) -> Result<Self> {
         let backend = cuda::CudaBackend::new(ordinal)?;
         let note = format!("CUDA device {ordinal}: {}", backend.name());
+        Ok(Self::new(Backend::Cuda(backend), note))
+    }
+
+    /// A GPU device that queues its work on `stream`, a CUDA stream the caller already has
+    /// (another library's, such as a candle device's), so that tessera's kernels run in line
+    /// with that work. Errors as [`Device::cuda`].
+    pub fn cuda_on_stream(stream: std::sync::Arc<cudarc::driver::CudaStream>) -> Result<Self> {
+        let backend = cuda::CudaBackend::on_stream(stream)?;
+        let note = format!("CUDA device {} on a caller's stream: {}", backend.ordinal(), backend.name());
         Ok(Self::new(Backend::Cuda(backend), note))
     }
 

@@ -16,21 +16,14 @@ use crate::error::{Error, Result};
 
 pub(crate) use crate::device::LaunchConfig;
 
-/// Prepares a Cuda launch: function lookup and the opt-in for > 48 KiB of shared memory.
+/// Prepares a Cuda launch: the function, allowed the launch's dynamic shared memory (set
+/// once per function and size by the backend's cache, see `CudaBackend::function`).
 pub(crate) fn cuda_function(
     cuda: &crate::device::cuda::CudaBackend,
     symbol: &'static str,
     cfg: &LaunchConfig,
 ) -> Result<cudarc::driver::CudaFunction> {
-    let f = cuda.function(symbol)?;
-    if cfg.shared_mem_bytes > 48 * 1024 {
-        f.set_attribute(
-            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            cfg.shared_mem_bytes as i32,
-        )
-        .map_err(|e| Error::driver(format!("shared memory opt-in for {symbol}"), e))?;
-    }
-    Ok(f)
+    cuda.function(symbol, cfg.shared_mem_bytes)
 }
 
 pub(crate) fn not_on_cpu(kernel: &'static str) -> Error {
