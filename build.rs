@@ -9,6 +9,11 @@
 //!
 //! `TESSERA_SANITIZE=address` builds the host library with AddressSanitizer (recoverable,
 //! so an invalid access becomes a launch error naming the kernel) and links libasan.
+//!
+//! `TESSERA_HOST_FP_CONTRACT=off|fast` (default `off`) sets the host kernels'
+//! `-ffp-contract`. `fast` lets the C++ compiler fuse `a*b+c` into an FMA the way nvcc
+//! does by default: a test run with it checks that every bit-compared kernel result is
+//! written with explicit `__fmaf_rn` / `__fmul_rn` / `__fadd_rn` (DESIGN.md, Numerics).
 
 use std::env;
 use std::fmt::Write as _;
@@ -31,7 +36,15 @@ fn main() {
     println!("cargo:rerun-if-changed=src/kernels");
     println!("cargo:rerun-if-changed=src/selftest.rs");
     println!("cargo:rerun-if-changed=build");
-    for var in ["TESSERA_NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "TESSERA_SANITIZE", "TESSERA_CUDA_ARCHS"] {
+    for var in [
+        "TESSERA_NVCC",
+        "CUDA_HOME",
+        "CUDA_PATH",
+        "PATH",
+        "TESSERA_SANITIZE",
+        "TESSERA_CUDA_ARCHS",
+        "TESSERA_HOST_FP_CONTRACT",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
@@ -71,6 +84,17 @@ fn sanitize_address() -> bool {
         Err(_) => false,
     }
 }
+
+/// The host kernels' `-ffp-contract` value, from `TESSERA_HOST_FP_CONTRACT`.
+fn host_fp_contract() -> &'static str {
+    match env::var("TESSERA_HOST_FP_CONTRACT") {
+        Err(_) => "off",
+        Ok(v) if v.is_empty() || v == "off" => "off",
+        Ok(v) if v == "fast" => "fast",
+        Ok(v) => panic!("TESSERA_HOST_FP_CONTRACT={v}: must be `off` (the default) or `fast`"),
+    }
+}
+
 
 /// The host compilation units of the kernel files: each includes its `.cu` and checks the
 /// kernels' C types against their Rust declarations (build/contracts.rs).
@@ -120,12 +144,18 @@ fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
         .opt_level(2)
         .include(kernels)
         .include(kernels.join("host"))
-        // Kernels must round exactly like the CPU reference: no contraction into FMA.
-        .flag("-ffp-contract=off")
+        // Kernels must round exactly like the CPU reference: by default no contraction into
+        // FMA; `fast` checks that the kernels do not depend on that (see the top).
+        .flag(format!("-ffp-contract={}", host_fp_contract()))
         .flag("-fno-strict-aliasing")
         .flag("-Wno-unknown-pragmas")
         .flag("-Wno-unused-parameter")
         .flag("-pthread");
+    if host_fp_contract() == "fast" && env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "x86_64") {
+        // The x86-64 baseline has no FMA instruction, so without this `fast` would
+        // contract nothing (needs a CPU with FMA3, as every x86-64 since 2013 has).
+        build.flag("-mfma");
+    }
     if asan {
         build
             .flag("-fsanitize=address")

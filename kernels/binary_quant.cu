@@ -157,7 +157,7 @@ __device__ void quantize_v1(const T* __restrict__ z, unsigned* __restrict__ indi
         double sum = 0.0;
         for (unsigned i = 0; i < p.dim; ++i) {
             const double x = tessera::to_float(in[i]);
-            sum += x * x;
+            sum = __fma_rn(x, x, sum);  // x·x is exact in double: the FMA only fixes the order
         }
         norm = sqrt(sum);
     }
@@ -174,8 +174,8 @@ __device__ void quantize_v1(const T* __restrict__ z, unsigned* __restrict__ indi
             index |= (unsigned)bit << j;
             out[i] = tessera::from_float<T>(bit ? p.value_scale : -p.value_scale);
             const double u = BSQ ? (norm > 0.0 ? (double)x / norm : 0.0) : (double)x;
-            const double d = u - (bit ? c : -c);
-            err += d * d;
+            const double d = __dadd_rn(u, bit ? -c : c);
+            err = __fma_rn(d, d, err);
         }
         idx[g] = index;
     }
@@ -277,8 +277,8 @@ __device__ __forceinline__ void quantize_tile_rows(T* __restrict__ tile, unsigne
                     const P_t v = row[q];
 #pragma unroll
                     for (int j = 0; j < V; ++j) {
-                        const float y = (tessera::to_float(v.e[j]) * f1) * f2;
-                        s += y * y;
+                        const float y = __fmul_rn(__fmul_rn(tessera::to_float(v.e[j]), f1), f2);
+                        s = __fmaf_rn(y, y, s);
                     }
                 }
             }
@@ -301,9 +301,11 @@ __device__ __forceinline__ void quantize_tile_rows(T* __restrict__ tile, unsigne
                     const bool bit = x > 0.0f;
                     b |= (unsigned)bit << j;
                     v.e[j] = bit ? vpos : vneg;
-                    const float u = BSQ ? ((x * f1) * f2) * inv_norm : x;
-                    const float d = u - (bit ? c : -c);
-                    err += d * d;
+                    // Explicit roundings: a contracted `u·inv_norm − c` would not give the
+                    // exact 0 error of a vertex, and would differ between nvcc and the host.
+                    const float u = BSQ ? __fmul_rn(__fmul_rn(__fmul_rn(x, f1), f2), inv_norm) : x;
+                    const float d = __fsub_rn(u, bit ? c : -c);
+                    err = __fmaf_rn(d, d, err);
                 }
                 row[q] = v;
             }

@@ -10,18 +10,32 @@
 //                   (a NaN latent for quantize, an index ≥ Π L for dequantize);
 //                   the caller initialises it to 0xffffffff.
 //
-// Per dimension (all f32, rounded after every operation as PyTorch does, hence the
-// explicit _rn intrinsics that forbid FMA contraction on the GPU):
+// The code of a latent (vector-quantize-pytorch's formula, all f32, rounded after every
+// operation; src/reference/fsq.rs is this formula, written out):
 //   half_l = (L-1)(1+1e-3)/2, offset = L even ? 0.5 : 0, shift = atanh(offset/half_l)
 //   bounded = tanh(z + shift) · half_l − offset;  code = round-half-even(bounded)
-// with tanh correctly rounded to f32 (computed in double).
-// Every per-dimension constant (including 1/(L div 2) and the divisors for decoding)
-// is precomputed on the host and arrives in the FsqParams kernel parameter: the inner
-// loops contain no division.
+// with tanh correctly rounded to f32. The kernels do not evaluate it. z → code is
+// monotone non-decreasing (each step is), so dimension j has thresholds
+// t_{j,1} ≤ … ≤ t_{j,L_j−1}, t_{j,c} = the smallest f32 z with code(z) ≥ lowest_j + c,
+// and for every non-NaN z
+//   code = lowest_j + #{ c : t_{j,c} ≤ z }          (lowest_j = code(−∞) = −(L_j div 2)).
+// `Fsq::new` finds the thresholds on the host by bisection over the ordered f32 values,
+// evaluating the reference formula itself (src/kernels/fsq_thresholds.rs), and passes
+// them in FsqParams; the kernels count them with a branch-free binary search
+// (⌈log2 L_j⌉ compares). Why: the codes are then bit-identical to the reference on every
+// platform, whatever the FMA contraction or math library (a GPU tanh within an ulp would
+// flip codes next to x.5 boundaries), and the kernels contain no FP64 and no
+// transcendental at all, so they are memory-bound on every GPU, including those with
+// 1/64-rate FP64. NaN is not counted: it has no code and is flagged (status) instead.
+// Capacity: Σ_j (L_j − 1) ≤ FSQ_MAX_THRESHOLDS = 512 (the parameter block stays under
+// 4 KiB); `Fsq::new` rejects levels needing more with an error naming `levels`.
+// Every other per-dimension constant (1/(L div 2), the divisors for decoding) is also
+// precomputed on the host: the inner loops contain no division.
 //
 // Kernels (each for _f32, _f16, _bf16):
 //   fsq_quantize_v1_<T>   plain reference variant: one thread per row, direct loads and
-//                         stores. Obviously correct; strided (uncoalesced) for d > 1.
+//                         stores, the same threshold count per element. Obviously
+//                         correct; strided (uncoalesced) for d > 1.
 //   fsq_quantize_<T>      the fast variant. A block of FSQ_THREADS threads owns a tile
 //                         of FSQ_ROWS = FSQ_THREADS consecutive rows, which is one
 //                         contiguous run of FSQ_ROWS·d elements in memory:
@@ -42,6 +56,7 @@
 #include "tile_copy.cuh"
 
 #define FSQ_MAX_DIM 16
+#define FSQ_MAX_THRESHOLDS 512
 #define FSQ_THREADS 256
 #define FSQ_ROWS FSQ_THREADS
 
@@ -55,18 +70,21 @@ struct FsqFastDiv {
 
 // Must match `FsqParams` in src/kernels/fsq.rs field for field.
 struct FsqParams {
-    unsigned dim;                        // d, 1..=16
-    unsigned codebook_size;              // Π L_j < 2^31
-    unsigned levels[FSQ_MAX_DIM];        // L_j ≥ 2
-    int half_width[FSQ_MAX_DIM];         // L div 2
-    float half_l[FSQ_MAX_DIM];           // (L−1)(1+ε)/2
-    float offset[FSQ_MAX_DIM];           // 0.5 for even L, else 0
-    float shift[FSQ_MAX_DIM];            // atanh(offset / half_l)
-    float inv_half_width[FSQ_MAX_DIM];   // 1 / (L div 2), correctly rounded
-    unsigned basis[FSQ_MAX_DIM];         // Π_{i<j} L_i
-    FsqFastDiv level_div[FSQ_MAX_DIM];   // division by L_j
+    unsigned dim;                          // d, 1..=16
+    unsigned codebook_size;                // Π L_j < 2^31
+    unsigned levels[FSQ_MAX_DIM];          // L_j ≥ 2
+    int half_width[FSQ_MAX_DIM];           // L div 2
+    float inv_half_width[FSQ_MAX_DIM];     // 1 / (L div 2), correctly rounded
+    unsigned basis[FSQ_MAX_DIM];           // Π_{i<j} L_i
+    FsqFastDiv level_div[FSQ_MAX_DIM];     // division by L_j
+    int lowest_code[FSQ_MAX_DIM];          // code(−∞) = −(L div 2)
+    unsigned threshold_begin[FSQ_MAX_DIM]; // dimension j's thresholds start here ...
+    unsigned threshold_count[FSQ_MAX_DIM]; // ... and there are this many (L_j − 1)
+    unsigned search_step[FSQ_MAX_DIM];     // largest power of two ≤ threshold_count (0 if none)
+    float thresholds[FSQ_MAX_THRESHOLDS];  // ascending within each dimension
 };
-static_assert(sizeof(FsqParams) == 8 + 7 * 4 * FSQ_MAX_DIM + 8 * FSQ_MAX_DIM, "FsqParams layout changed");
+static_assert(sizeof(FsqParams) == 8 + 10 * 4 * FSQ_MAX_DIM + 4 * FSQ_MAX_THRESHOLDS, "FsqParams layout changed");
+static_assert(sizeof(FsqParams) + 64 <= 4096, "FSQ kernel parameters must stay under 4 KiB");
 static_assert(FSQ_ROWS * FSQ_MAX_DIM * (4 + 4) <= 48 * 1024, "FSQ tile exceeds the default shared-memory budget");
 
 namespace {
@@ -86,16 +104,21 @@ __device__ __forceinline__ float normalize_code(int code, const FsqParams& p, un
     return __fmaf_rn(r, p.inv_half_width[j], q0);
 }
 
-// The bounded, rounded code of one latent value. NaN has no code: the caller flags it.
+// The code of one latent value: lowest_j + the number of dimension j's thresholds ≤ z
+// (see the header). Binary search by descending powers of two: `below` counts the
+// thresholds known to be ≤ z; each step adds `step` if the step-th next one is ≤ z too
+// (thresholds ascend, so all before it are). The steps are uniform (they depend on j
+// only), each step is one compare and a select. Compares only, no rounding: NaN compares
+// false everywhere (the caller flags it before).
 __device__ __forceinline__ int quantize_value(float z, const FsqParams& p, unsigned j) {
-    // tanh in double, rounded once to f32: the correctly rounded tanhf. PyTorch's CPU
-    // tanh (SLEEF, 1 ulp) agrees with it on 99.9% of inputs, glibc's tanhf on 83%; a
-    // 1-ulp difference flips a code only within an ulp of a rounding boundary. Cost: a few
-    // dozen FP64 operations per element, which keeps A100/H100 (FP64 at 1/2 of FP32)
-    // memory-bound; on 1/64-rate FP64 parts this kernel would be compute-bound.
-    const float t = (float)tanh((double)__fadd_rn(z, p.shift[j]));
-    const float bounded = __fsub_rn(__fmul_rn(t, p.half_l[j]), p.offset[j]);
-    return (int)rintf(bounded);
+    const float* t = p.thresholds + p.threshold_begin[j];
+    const unsigned count = p.threshold_count[j];
+    unsigned below = 0;
+    for (unsigned step = p.search_step[j]; step != 0; step >>= 1) {
+        const unsigned next = below + step;
+        below = (next <= count && t[next - 1] <= z) ? next : below;
+    }
+    return p.lowest_code[j] + (int)below;
 }
 
 // Quantizes one row held at `in` (global or shared), writing codes and values to

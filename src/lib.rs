@@ -22,7 +22,7 @@ pub use kernels::binary_quant::{
     BINARY_QUANT_MAX_GROUP_BITS,
 };
 pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
-pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM};
+pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM, FSQ_MAX_THRESHOLDS};
 pub use kernels::kmeans::{
     sort_rows_by_entry, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
 };

@@ -376,14 +376,40 @@ inline void __threadfence_block() { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 
 // ---- 8. arithmetic intrinsics, min/max, C math ----------------------------------------------------
 // The C math functions (tanhf, rintf, expf, ...) come from <math.h> in the global namespace.
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fsub_rn(float a, float b) { return a - b; }
+// On the GPU, __fmul_rn / __fadd_rn / __fsub_rn / __dmul_rn / __dadd_rn are never fused
+// with a neighbouring operation into an FMA. Here they are plain C++ operators, which a
+// contracting host build (TESSERA_HOST_FP_CONTRACT=fast, see build.rs) would fuse after
+// inlining; `no_contract` makes a value opaque to the optimizer (an empty asm that
+// "modifies" it in its register), so a product leaving __fmul_rn, or an operand entering
+// __fadd_rn, cannot be part of an FMA. It costs no instruction.
+namespace tessera_host {
+template <class F>
+inline F no_contract(F x) {
+#if defined(__x86_64__)
+    __asm__("" : "+x"(x));
+#elif defined(__aarch64__)
+    __asm__("" : "+w"(x));
+#else
+    volatile F v = x;
+    x = v;
+#endif
+    return x;
+}
+}  // namespace tessera_host
+inline float __fmul_rn(float a, float b) { return ::tessera_host::no_contract(a * b); }
+inline float __fadd_rn(float a, float b) {
+    return ::tessera_host::no_contract(a) + ::tessera_host::no_contract(b);
+}
+inline float __fsub_rn(float a, float b) {
+    return ::tessera_host::no_contract(a) - ::tessera_host::no_contract(b);
+}
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
 inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c); }
-inline double __dmul_rn(double a, double b) { return a * b; }
-inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return ::tessera_host::no_contract(a * b); }
+inline double __dadd_rn(double a, double b) {
+    return ::tessera_host::no_contract(a) + ::tessera_host::no_contract(b);
+}
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __frcp_rn(float a) { return 1.0f / a; }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }

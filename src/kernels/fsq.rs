@@ -1,5 +1,13 @@
 //! FSQ (finite scalar quantization): the typed wrappers of `kernels/fsq.cu`.
 //!
+//! The kernels do not evaluate FSQ's `round(tanh(z + shift)·half_l − offset)`: the map
+//! from a latent to its code is monotone, so [`Fsq::new`] computes, per dimension, the
+//! smallest f32 latent of every code above the lowest (bisection on the reference
+//! formula, `fsq_thresholds.rs`), and the kernels count how many of those thresholds a
+//! latent reaches. Codes are then bit-identical to the reference on every device and
+//! compiler (no FMA contraction, math library or FP64 involved), and the kernels are
+//! memory-bound whatever the GPU's FP64 rate.
+//!
 //! ```no_run
 //! use tessera::{Device, Fsq};
 //! let device = Device::best();
@@ -13,6 +21,7 @@
 use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{check_len, host, host_mut, row_count, RowStatus};
+use crate::kernels::fsq_thresholds::DimThresholds;
 use crate::kernels::launch::LaunchConfig;
 use crate::reference;
 
@@ -41,22 +50,56 @@ impl FastDiv {
     }
 }
 
+/// Most FSQ thresholds a quantizer may need, `Σ_j (L_j − 1)` (`FSQ_MAX_THRESHOLDS` in
+/// fsq.cu): they travel in the kernel parameter block, which stays under 4 KiB.
+pub const FSQ_MAX_THRESHOLDS: usize = 512;
+
 /// Kernel parameters, field for field `FsqParams` of kernels/fsq.cu.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct FsqParams {
     dim: u32,
     codebook_size: u32,
     levels: [u32; FSQ_MAX_DIM],
     half_width: [i32; FSQ_MAX_DIM],
-    half_l: [f32; FSQ_MAX_DIM],
-    offset: [f32; FSQ_MAX_DIM],
-    shift: [f32; FSQ_MAX_DIM],
     inv_half_width: [f32; FSQ_MAX_DIM],
     basis: [u32; FSQ_MAX_DIM],
     level_div: [FastDiv; FSQ_MAX_DIM],
+    /// The code of −∞ in dimension j.
+    lowest_code: [i32; FSQ_MAX_DIM],
+    /// Dimension j's thresholds are `thresholds[threshold_begin[j] ..][.. threshold_count[j]]`.
+    threshold_begin: [u32; FSQ_MAX_DIM],
+    threshold_count: [u32; FSQ_MAX_DIM],
+    /// The largest power of two ≤ `threshold_count[j]` (0 when there are none): the
+    /// first step of the kernel's binary search.
+    search_step: [u32; FSQ_MAX_DIM],
+    /// Every dimension's thresholds, ascending within a dimension (see fsq_thresholds.rs).
+    thresholds: [f32; FSQ_MAX_THRESHOLDS],
 }
-const _: () = assert!(std::mem::size_of::<FsqParams>() == 8 + 7 * 4 * FSQ_MAX_DIM + 8 * FSQ_MAX_DIM);
+const _: () = assert!(
+    std::mem::size_of::<FsqParams>() == 8 + 10 * 4 * FSQ_MAX_DIM + 4 * FSQ_MAX_THRESHOLDS
+        && std::mem::size_of::<FsqParams>() + 64 <= 4096
+);
+
+impl Default for FsqParams {
+    fn default() -> Self {
+        FsqParams {
+            dim: 0,
+            codebook_size: 0,
+            levels: [0; FSQ_MAX_DIM],
+            half_width: [0; FSQ_MAX_DIM],
+            inv_half_width: [0.0; FSQ_MAX_DIM],
+            basis: [0; FSQ_MAX_DIM],
+            level_div: [FastDiv::default(); FSQ_MAX_DIM],
+            lowest_code: [0; FSQ_MAX_DIM],
+            threshold_begin: [0; FSQ_MAX_DIM],
+            threshold_count: [0; FSQ_MAX_DIM],
+            search_step: [0; FSQ_MAX_DIM],
+            // Unused slots are never read; +inf would not be counted if they were.
+            thresholds: [f32::INFINITY; FSQ_MAX_THRESHOLDS],
+        }
+    }
+}
 // SAFETY: repr(C) plain data, same layout as the C struct (size asserted on both sides).
 unsafe impl cudarc::driver::DeviceRepr for FsqParams {}
 
@@ -113,7 +156,15 @@ pub struct FsqDequantized<T: FloatElement> {
 }
 
 impl Fsq {
-    /// Validates the levels: 1 to 16 of them, each ≥ 2, product < 2^31.
+    /// Validates the levels: 1 to 16 of them, each ≥ 2, product < 2^31, and
+    /// `Σ_j (L_j − 1) ≤` [`FSQ_MAX_THRESHOLDS`] (= 512: e.g. one level up to 513, or
+    /// `[255, 31, 31, 31]`), since the kernels find a code by counting the thresholds it
+    /// passes and every threshold travels in the kernel's parameter block. Any of these
+    /// violated is [`Error::InvalidArgument`] naming `levels`.
+    ///
+    /// Computes the thresholds here, once: for each dimension and each code above the
+    /// lowest, the smallest f32 latent reaching that code under the reference formula
+    /// (`reference::fsq::quantize_value`), by bisection (32 evaluations per threshold).
     pub fn new(levels: &[u32]) -> Result<Self> {
         if levels.is_empty() || levels.len() > FSQ_MAX_DIM {
             return Err(Error::invalid("levels", format!("{} levels given, need 1 to {FSQ_MAX_DIM}", levels.len())));
@@ -125,17 +176,42 @@ impl Fsq {
         if size >= 1 << 31 {
             return Err(Error::invalid("levels", format!("product of levels {size} must be below 2^31")));
         }
+        let needed: u64 = levels.iter().map(|&l| l as u64 - 1).sum();
+        if needed > FSQ_MAX_THRESHOLDS as u64 {
+            return Err(Error::invalid(
+                "levels",
+                format!(
+                    "the levels need Σ (L − 1) = {needed} thresholds, at most {FSQ_MAX_THRESHOLDS} are supported \
+                     (e.g. one level up to {})",
+                    FSQ_MAX_THRESHOLDS + 1
+                ),
+            ));
+        }
         let mut p = FsqParams { dim: levels.len() as u32, codebook_size: size as u32, ..Default::default() };
+        let mut used = 0usize;
         for (j, (&l, b)) in levels.iter().zip(reference::fsq::basis(levels)).enumerate() {
             let c = reference::fsq::dim_constants(l);
             p.levels[j] = l;
             p.half_width[j] = c.half_width;
-            p.half_l[j] = c.half_l;
-            p.offset[j] = c.offset;
-            p.shift[j] = c.shift;
             p.inv_half_width[j] = 1.0 / c.half_width as f32;
             p.basis[j] = b;
             p.level_div[j] = FastDiv::new(l);
+            let t = DimThresholds::new(&c);
+            // Within the limit above, a dimension's codes are exactly
+            // -(L div 2) ..= L - 1 - (L div 2) (fsq_thresholds.rs tests every L ≤ 513).
+            assert!(
+                t.lowest == -c.half_width && t.thresholds.len() == l as usize - 1,
+                "FSQ level {l}: codes {}..={} differ from the nominal range",
+                t.lowest,
+                t.lowest + t.thresholds.len() as i32
+            );
+            let count = t.thresholds.len();
+            p.lowest_code[j] = t.lowest;
+            p.threshold_begin[j] = used as u32;
+            p.threshold_count[j] = count as u32;
+            p.search_step[j] = if count == 0 { 0 } else { 1 << count.ilog2() };
+            p.thresholds[used..used + count].copy_from_slice(&t.thresholds);
+            used += count;
         }
         Ok(Fsq { levels: levels.to_vec(), params: p })
     }

@@ -8,5 +8,6 @@ pub(crate) mod checks;
 pub mod binary_quant;
 pub mod codebook;
 pub mod fsq;
+mod fsq_thresholds;
 pub mod kmeans;
 pub mod residual_vq;

@@ -34,7 +34,8 @@ pub fn quantize_value(z: f32, c: &DimConstants) -> Option<i32> {
     if z.is_nan() {
         return None;
     }
-    // tanh correctly rounded to f32 (via f64), as the kernel computes it.
+    // tanh correctly rounded to f32 (via f64). The kernels' thresholds are computed from
+    // this very function (src/kernels/fsq_thresholds.rs).
     let t = ((z + c.shift) as f64).tanh() as f32;
     let bounded = t * c.half_l - c.offset;
     Some(bounded.round_ties_even() as i32)
