@@ -15,7 +15,7 @@ pub mod reference;
 #[doc(hidden)]
 pub mod selftest;
 
-pub use device::{BackendKind, DType, Device, DeviceBuffer, Element, FloatElement};
+pub use device::{BackendKind, BufferView, BufferViewMut, DType, Device, DeviceBuffer, Element, FloatElement};
 pub use error::{Error, Result};
 pub use kernels::binary_quant::{
     BinaryQuantKernel, BinaryQuantOp, BinaryQuantized, BinaryQuantizer, BINARY_QUANT_MAX_DIM,

@@ -43,6 +43,16 @@ impl<T: Element> DeviceBuffer<T> {
         Ok(DeviceBuffer { device: device.clone(), len, storage })
     }
 
+    /// A buffer of `len` elements that the caller's kernel writes in full before anyone
+    /// reads it: no memset on a GPU (host backends zero it anyway).
+    pub(crate) fn uninit(device: &Device, len: usize) -> Result<Self> {
+        let storage = match device.backend() {
+            Backend::Cuda(c) => Storage::Cuda(c.uninit(len)?),
+            Backend::Emulator | Backend::Cpu => return Self::zeros(device, len),
+        };
+        Ok(DeviceBuffer { device: device.clone(), len, storage })
+    }
+
     pub(crate) fn from_storage(device: &Device, len: usize, storage: Storage<T>) -> Self {
         DeviceBuffer { device: device.clone(), len, storage }
     }
@@ -70,10 +80,16 @@ impl<T: Element> DeviceBuffer<T> {
     /// queued on the device, then reports the first invalid value a kernel found since the
     /// last synchronizing call (see [`Device::synchronize`]) instead of the data.
     pub fn download(&self) -> Result<Vec<T>> {
+        self.download_range(0, self.len)
+    }
+
+    /// `len` elements from `offset` (checked by the caller: a view's range).
+    pub(crate) fn download_range(&self, offset: usize, len: usize) -> Result<Vec<T>> {
         self.device.note_sync();
         let data = match &self.storage {
-            Storage::Host(v) => v.to_vec(),
-            Storage::Cuda(s) => cuda::download(&self.device, s, self.len)?,
+            Storage::Host(v) => v[offset..offset + len].to_vec(),
+            Storage::Cuda(_) if len == 0 => Vec::new(),
+            Storage::Cuda(s) => cuda::download(&self.device, &s.slice(offset..offset + len))?,
         };
         self.device.resolve_checks()?;
         Ok(data)

@@ -204,6 +204,14 @@ impl CudaBackend {
             .map_err(|e| Error::driver("resetting a status word", e))
     }
 
+    /// `len` elements (at least one allocated), not initialized: for outputs a kernel
+    /// writes in full.
+    pub(crate) fn uninit<T: Element>(&self, len: usize) -> Result<CudaSlice<T>> {
+        // SAFETY: T is plain data (any bit pattern is a value); the caller's kernel writes
+        // every element before it is read.
+        unsafe { self.stream.alloc::<T>(len.max(1)) }.map_err(|e| Error::driver("alloc", e))
+    }
+
     pub(crate) fn zeros<T: Element>(&self, len: usize) -> Result<CudaSlice<T>> {
         self.stream.alloc_zeros(len.max(1)).map_err(|e| Error::driver("alloc", e))
     }
@@ -216,10 +224,8 @@ fn backend(device: &Device) -> &CudaBackend {
     }
 }
 
-pub(crate) fn download<T: Element>(device: &Device, slice: &CudaSlice<T>, len: usize) -> Result<Vec<T>> {
-    let mut v = backend(device).stream.clone_dtoh(slice).map_err(|e| Error::driver("download", e))?;
-    v.truncate(len);
-    Ok(v)
+pub(crate) fn download<T: Element>(device: &Device, view: &cudarc::driver::CudaView<'_, T>) -> Result<Vec<T>> {
+    backend(device).stream.clone_dtoh(view).map_err(|e| Error::driver("download", e))
 }
 
 pub(crate) fn copy_into<T: Element>(device: &Device, slice: &mut CudaSlice<T>, data: &[T]) -> Result<()> {

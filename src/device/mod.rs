@@ -15,8 +15,10 @@ pub(crate) mod emulator;
 mod host_alloc;
 mod launch_config;
 mod status;
+mod view;
 
 pub use buffer::DeviceBuffer;
+pub use view::{BufferView, BufferViewMut};
 pub use dtype::{DType, Element, FloatElement};
 pub(crate) use launch_config::LaunchConfig;
 pub(crate) use status::PendingCheck;

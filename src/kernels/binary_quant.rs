@@ -28,7 +28,7 @@
 //! # Ok::<(), tessera::Error>(())
 //! ```
 
-use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
+use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{host, host_mut, row_count, RowStatus};
 use crate::kernels::launch::LaunchConfig;
@@ -179,46 +179,55 @@ impl BinaryQuantizer {
         self.params.groups as usize
     }
 
-    /// Quantizes latents `[n, d]` (row-major, `latents.len() = n·d`) into new buffers.
-    /// A NaN latent, or for BSQ an infinite one, is [`Error::InvalidValue`] naming the
-    /// first such row. On a GPU this call waits for the kernel, to read that flag.
-    pub fn quantize<T: FloatElement>(&self, device: &Device, latents: &DeviceBuffer<T>) -> Result<BinaryQuantized<T>> {
+    /// Quantizes latents `[n, d]` (row-major, `latents.len() = n·d`; a buffer or a view)
+    /// into new buffers. A NaN latent, or for BSQ an infinite one, is
+    /// [`Error::InvalidValue`] naming the first such row, reported at the next
+    /// synchronizing call on Cuda and Emulator.
+    pub fn quantize<'a, T: FloatElement>(
+        &self,
+        device: &Device,
+        latents: impl Into<BufferView<'a, T>>,
+    ) -> Result<BinaryQuantized<T>> {
+        let latents = latents.into();
         let n = self.rows(latents.len())?;
         let index_len = n.checked_mul(self.groups()).ok_or_else(|| Error::invalid("latents", "too many rows"))?;
         let mut out = BinaryQuantized {
-            indices: device.zeros(index_len)?,
-            values: device.zeros(latents.len())?,
-            sq_error: device.zeros(n)?,
+            indices: DeviceBuffer::uninit(device, index_len)?,
+            values: DeviceBuffer::uninit(device, latents.len())?,
+            sq_error: DeviceBuffer::uninit(device, n)?,
         };
         self.quantize_into(device, latents, &mut out.indices, &mut out.values, &mut out.sq_error)?;
         Ok(out)
     }
 
-    /// [`BinaryQuantizer::quantize`] into caller-provided buffers of `n·G`, `n·d` and `n`
-    /// elements. When it returns [`Error::InvalidValue`] every row is still written: the
-    /// bad rows' bits, indices and values are those of the signs and their error is NaN.
-    pub fn quantize_into<T: FloatElement>(
+    /// [`BinaryQuantizer::quantize`] into outputs the caller owns (buffers or views) of
+    /// `n·G`, `n·d` and `n` elements. When [`Error::InvalidValue`] is reported every row is
+    /// still written: the bad rows' bits, indices and values are those of the signs and
+    /// their error is NaN.
+    pub fn quantize_into<'a, T: FloatElement>(
         &self,
         device: &Device,
-        latents: &DeviceBuffer<T>,
-        indices: &mut DeviceBuffer<u32>,
-        values: &mut DeviceBuffer<T>,
-        sq_error: &mut DeviceBuffer<f32>,
+        latents: impl Into<BufferView<'a, T>>,
+        indices: impl Into<BufferViewMut<'a, u32>>,
+        values: impl Into<BufferViewMut<'a, T>>,
+        sq_error: impl Into<BufferViewMut<'a, f32>>,
     ) -> Result<()> {
         self.quantize_with(BinaryQuantKernel::Tiled, device, latents, indices, values, sq_error)
     }
 
     /// [`BinaryQuantizer::quantize_into`] with a chosen kernel variant (ignored on the
     /// Cpu backend, which runs the reference).
-    pub fn quantize_with<T: FloatElement>(
+    pub fn quantize_with<'a, T: FloatElement>(
         &self,
         kernel: BinaryQuantKernel,
         device: &Device,
-        latents: &DeviceBuffer<T>,
-        indices: &mut DeviceBuffer<u32>,
-        values: &mut DeviceBuffer<T>,
-        sq_error: &mut DeviceBuffer<f32>,
+        latents: impl Into<BufferView<'a, T>>,
+        indices: impl Into<BufferViewMut<'a, u32>>,
+        values: impl Into<BufferViewMut<'a, T>>,
+        sq_error: impl Into<BufferViewMut<'a, f32>>,
     ) -> Result<()> {
+        let (latents, mut indices, mut values, mut sq_error) =
+            (latents.into(), indices.into(), values.into(), sq_error.into());
         let n = self.rows(latents.len())?;
         let (d, g) = (self.dim(), self.groups());
         check_len("indices", indices.len(), n.checked_mul(g))?;
@@ -230,9 +239,9 @@ impl BinaryQuantizer {
         device.check_same("sq_error", sq_error.device())?;
 
         if device.kind() == BackendKind::Cpu {
-            let z = host(latents, "latents")?;
-            let (i, v, e) =
-                (host_mut(indices, "indices")?, host_mut(values, "values")?, host_mut(sq_error, "sq_error")?);
+            let z = host(&latents, "latents")?;
+            let (i, v) = (host_mut(&mut indices, "indices")?, host_mut(&mut values, "values")?);
+            let e = host_mut(&mut sq_error, "sq_error")?;
             let run = match self.op {
                 BinaryQuantOp::Lfq => reference::binary_quant::lfq::<T>,
                 BinaryQuantOp::Bsq => reference::binary_quant::bsq::<T>,

@@ -1,6 +1,6 @@
 //! Argument checks and the status word shared by every kernel family's wrapper.
 
-use crate::device::{DeviceBuffer, Element, PendingCheck};
+use crate::device::{BufferView, BufferViewMut, DeviceBuffer, Element, PendingCheck};
 use crate::error::{Error, Result};
 use crate::Device;
 
@@ -48,12 +48,12 @@ pub(crate) fn row_count(n: usize, arg: &'static str) -> Result<u32> {
         .ok_or_else(|| Error::invalid(arg, format!("{n} rows; at most {} per call", u32::MAX - 1)))
 }
 
-/// The host memory of a buffer of the Cpu backend.
-pub(crate) fn host<'a, T: Element>(b: &'a DeviceBuffer<T>, arg: &'static str) -> Result<&'a [T]> {
-    b.host().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
+/// The host memory of a view on the Cpu backend.
+pub(crate) fn host<'a, T: Element>(v: &BufferView<'a, T>, arg: &'static str) -> Result<&'a [T]> {
+    v.host().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
 }
 
-/// The host memory of a buffer of the Cpu backend, writable.
-pub(crate) fn host_mut<'a, T: Element>(b: &'a mut DeviceBuffer<T>, arg: &'static str) -> Result<&'a mut [T]> {
-    b.host_mut().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
+/// The host memory of a writable view on the Cpu backend.
+pub(crate) fn host_mut<'a, T: Element>(v: &'a mut BufferViewMut<'_, T>, arg: &'static str) -> Result<&'a mut [T]> {
+    v.host_mut().ok_or_else(|| crate::kernels::launch::host_storage_missing(arg))
 }

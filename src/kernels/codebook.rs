@@ -20,7 +20,7 @@
 //!   atomicMin of (distance, index) keys.
 //! - `Unfused`: the baseline for benchmarks — the whole distance matrix, then an argmin.
 
-use crate::device::{BackendKind, DType, Device, DeviceBuffer, FloatElement};
+use crate::device::{BackendKind, BufferView, DType, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{row_count, RowStatus};
 use crate::kernels::launch::LaunchConfig;
@@ -169,7 +169,7 @@ impl<T: FloatElement> Codebook<T> {
         if k >= u32::MAX as usize {
             return Err(Error::invalid("entries", format!("{k} entries do not fit the u32 index type")));
         }
-        let (normalized, sqnorm) = row_norms(device, &entries, k, dim, metric == Metric::Cosine, "Codebook::new", "entries")?;
+        let (normalized, sqnorm) = row_norms(device, entries.as_view(), k, dim, metric == Metric::Cosine, "Codebook::new", "entries")?;
         Ok(Codebook { entries, normalized, sqnorm, k, d: dim, metric })
     }
 
@@ -238,21 +238,30 @@ impl<T: FloatElement> Codebook<T> {
         Ok(SearchPlan { path, splits, codes_per_split })
     }
 
-    /// Finds the nearest entry of every latent of `z` (`[n, d]`, row-major). A non-finite
-    /// latent is [`Error::InvalidValue`] naming the first such row. Waits for the GPU (the
-    /// status word and the commitment are read back).
-    pub fn quantize(&self, device: &Device, z: &DeviceBuffer<T>, options: &SearchOptions) -> Result<VqOutput<T>> {
-        self.search(device, z, options, false).map(|(out, _)| out)
+    /// Finds the nearest entry of every latent of `z` (`[n, d]`, row-major; a buffer or a
+    /// view). A non-finite latent is [`Error::InvalidValue`] naming the first such row.
+    /// Synchronizes once: the commitment (and the perplexity) are read back. The
+    /// tensor-core path stages `z` with 16-byte `cp.async`: a view of `z` that is not
+    /// 16-byte aligned takes the CUDA-core path under `SearchPath::Auto` and is
+    /// [`Error::InvalidArgument`] naming `z` under `SearchPath::TensorCore`.
+    pub fn quantize<'a>(
+        &self,
+        device: &Device,
+        z: impl Into<BufferView<'a, T>>,
+        options: &SearchOptions,
+    ) -> Result<VqOutput<T>> {
+        self.search(device, z.into(), options, false).map(|(out, _)| out)
     }
 
     /// Like [`Codebook::quantize`], and also returns the residual `z − e[index]` (`[n, d]`),
     /// computed in the same pass (residual VQ keeps it on the device for the next stage).
-    pub fn quantize_residual(
+    pub fn quantize_residual<'a>(
         &self,
         device: &Device,
-        z: &DeviceBuffer<T>,
+        z: impl Into<BufferView<'a, T>>,
         options: &SearchOptions,
     ) -> Result<(VqOutput<T>, DeviceBuffer<T>)> {
+        let z = z.into();
         if self.metric != Metric::SquaredL2 {
             return Err(Error::invalid("metric", "residual quantization is defined for the squared L2 metric"));
         }
@@ -262,7 +271,7 @@ impl<T: FloatElement> Codebook<T> {
     fn search(
         &self,
         device: &Device,
-        z: &DeviceBuffer<T>,
+        z: BufferView<'_, T>,
         options: &SearchOptions,
         want_residual: bool,
     ) -> Result<(VqOutput<T>, Option<DeviceBuffer<T>>)> {
@@ -276,7 +285,7 @@ impl<T: FloatElement> Codebook<T> {
         }
         let n = z.len() / self.d;
         let n32 = row_count(n, "z")?;
-        let plan = self.plan(n, options)?;
+        let mut plan = self.plan(n, options)?;
         if device.kind() == BackendKind::Cpu {
             return self.search_cpu(device, z, options, want_residual);
         }
@@ -286,7 +295,17 @@ impl<T: FloatElement> Codebook<T> {
             Metric::Cosine => row_norms(device, z, n, self.d, true, "Codebook::quantize", "z")?.0,
             Metric::SquaredL2 => None,
         };
-        let zs = z_unit.as_ref().unwrap_or(z);
+        let zs = match &z_unit {
+            Some(unit) => unit.as_view(),
+            None => z,
+        };
+        if plan.path == SearchPath::TensorCore && !zs.is_aligned(16) {
+            if options.path == SearchPath::Auto {
+                plan.path = SearchPath::Simt;
+            } else {
+                return Err(Error::invalid("z", "the tensor-core path needs a 16-byte aligned view of z (cp.async)"));
+            }
+        }
         let es = self.searched_entries();
         let (k32, d32) = (self.k as u32, self.d as u32);
 
@@ -373,7 +392,7 @@ impl<T: FloatElement> Codebook<T> {
     fn search_cpu(
         &self,
         device: &Device,
-        z: &DeviceBuffer<T>,
+        z: BufferView<'_, T>,
         options: &SearchOptions,
         want_residual: bool,
     ) -> Result<(VqOutput<T>, Option<DeviceBuffer<T>>)> {
@@ -415,15 +434,16 @@ impl<T: FloatElement> Codebook<T> {
 
 /// Squared norms of `rows` rows (and the normalized rows when `normalize`), flagging the
 /// first non-finite row as an [`Error::InvalidValue`] of `arg`.
-pub(crate) fn row_norms<T: FloatElement>(
+pub(crate) fn row_norms<'a, T: FloatElement>(
     device: &Device,
-    src: &DeviceBuffer<T>,
+    src: impl Into<BufferView<'a, T>>,
     rows: usize,
     d: usize,
     normalize: bool,
     op: &'static str,
     arg: &'static str,
 ) -> Result<(Option<DeviceBuffer<T>>, DeviceBuffer<f32>)> {
+    let src = src.into();
     if device.kind() == BackendKind::Cpu {
         let host = src.download()?;
         if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {

@@ -18,7 +18,7 @@
 //! # Ok::<(), tessera::Error>(())
 //! ```
 
-use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
+use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{check_len, host, host_mut, row_count, RowStatus};
 use crate::kernels::fsq_thresholds::DimThresholds;
@@ -236,55 +236,63 @@ impl Fsq {
         (self.codebook_size() as f64).log2()
     }
 
-    /// Quantizes latents `[n, d]` (row-major, `latents.len() = n·d`) into new buffers.
-    /// A NaN latent is [`Error::InvalidValue`] naming its row (±Inf saturate, as tanh
-    /// does). On a GPU this call waits for the kernel, to read the NaN flag.
-    pub fn quantize<T: FloatElement>(&self, device: &Device, latents: &DeviceBuffer<T>) -> Result<FsqQuantized<T>> {
+    /// Quantizes latents `[n, d]` (row-major, `latents.len() = n·d`; a buffer or a view)
+    /// into new buffers. A NaN latent is [`Error::InvalidValue`] naming its row, reported
+    /// at the next synchronizing call on Cuda and Emulator (±Inf saturate, as tanh does).
+    pub fn quantize<'a, T: FloatElement>(
+        &self,
+        device: &Device,
+        latents: impl Into<BufferView<'a, T>>,
+    ) -> Result<FsqQuantized<T>> {
+        let latents = latents.into();
         let n = self.rows(latents.len(), "latents")?;
         let mut out = FsqQuantized {
-            codes: device.zeros(latents.len())?,
-            values: device.zeros(latents.len())?,
-            indices: device.zeros(n)?,
+            codes: DeviceBuffer::uninit(device, latents.len())?,
+            values: DeviceBuffer::uninit(device, latents.len())?,
+            indices: DeviceBuffer::uninit(device, n)?,
         };
         self.quantize_into(device, latents, &mut out.codes, &mut out.values, &mut out.indices)?;
         Ok(out)
     }
 
-    /// [`Fsq::quantize`] into caller-provided buffers of `n·d`, `n·d` and `n` elements.
-    pub fn quantize_into<T: FloatElement>(
+    /// [`Fsq::quantize`] into outputs the caller owns (buffers or views) of `n·d`, `n·d`
+    /// and `n` elements. Views at any offset work: the tiled kernel stages through 16-byte
+    /// vectors only where both sides are 16-byte aligned.
+    pub fn quantize_into<'a, T: FloatElement>(
         &self,
         device: &Device,
-        latents: &DeviceBuffer<T>,
-        codes: &mut DeviceBuffer<i32>,
-        values: &mut DeviceBuffer<T>,
-        indices: &mut DeviceBuffer<u32>,
+        latents: impl Into<BufferView<'a, T>>,
+        codes: impl Into<BufferViewMut<'a, i32>>,
+        values: impl Into<BufferViewMut<'a, T>>,
+        indices: impl Into<BufferViewMut<'a, u32>>,
     ) -> Result<()> {
         self.quantize_with(FsqKernel::Tiled, device, latents, codes, values, indices)
     }
 
     /// [`Fsq::quantize_into`] with a chosen kernel variant (ignored on the Cpu backend).
-    pub fn quantize_with<T: FloatElement>(
+    pub fn quantize_with<'a, T: FloatElement>(
         &self,
         kernel: FsqKernel,
         device: &Device,
-        latents: &DeviceBuffer<T>,
-        codes: &mut DeviceBuffer<i32>,
-        values: &mut DeviceBuffer<T>,
-        indices: &mut DeviceBuffer<u32>,
+        latents: impl Into<BufferView<'a, T>>,
+        codes: impl Into<BufferViewMut<'a, i32>>,
+        values: impl Into<BufferViewMut<'a, T>>,
+        indices: impl Into<BufferViewMut<'a, u32>>,
     ) -> Result<()> {
+        let (latents, mut codes, mut values, mut indices) = (latents.into(), codes.into(), values.into(), indices.into());
         let n = self.rows(latents.len(), "latents")?;
         let d = self.dim();
         check_len("codes", codes.len(), n * d)?;
         check_len("values", values.len(), n * d)?;
         check_len("indices", indices.len(), n)?;
-        for (arg, owner) in [("latents", latents.device()), ("codes", codes.device()), ("values", values.device())] {
-            device.check_same(arg, owner)?;
-        }
+        device.check_same("latents", latents.device())?;
+        device.check_same("codes", codes.device())?;
+        device.check_same("values", values.device())?;
         device.check_same("indices", indices.device())?;
 
         if device.kind() == BackendKind::Cpu {
-            let (z, c) = (host(latents, "latents")?, host_mut(codes, "codes")?);
-            let (v, i) = (host_mut(values, "values")?, host_mut(indices, "indices")?);
+            let (z, c) = (host(&latents, "latents")?, host_mut(&mut codes, "codes")?);
+            let (v, i) = (host_mut(&mut values, "values")?, host_mut(&mut indices, "indices")?);
             return reference::fsq::quantize(&self.levels, z, c, v, i).map_err(|row| Error::InvalidValue {
                 op: "Fsq::quantize",
                 arg: "latents",
@@ -309,27 +317,30 @@ impl Fsq {
         Ok(())
     }
 
-    /// Decodes token indices `[n]` into codes and normalized values `[n, d]`. An index
-    /// `≥ codebook_size()` is [`Error::InvalidValue`] naming its row.
-    pub fn dequantize<T: FloatElement>(
+    /// Decodes token indices `[n]` (a buffer or a view) into codes and normalized values
+    /// `[n, d]`. An index `≥ codebook_size()` is [`Error::InvalidValue`] naming its row,
+    /// reported at the next synchronizing call on Cuda and Emulator.
+    pub fn dequantize<'a, T: FloatElement>(
         &self,
         device: &Device,
-        indices: &DeviceBuffer<u32>,
+        indices: impl Into<BufferView<'a, u32>>,
     ) -> Result<FsqDequantized<T>> {
+        let indices = indices.into();
         let len = indices.len().checked_mul(self.dim()).ok_or_else(|| Error::invalid("indices", "too many rows"))?;
-        let mut out = FsqDequantized { codes: device.zeros(len)?, values: device.zeros(len)? };
+        let mut out = FsqDequantized { codes: DeviceBuffer::uninit(device, len)?, values: DeviceBuffer::uninit(device, len)? };
         self.dequantize_into(device, indices, &mut out.codes, &mut out.values)?;
         Ok(out)
     }
 
-    /// [`Fsq::dequantize`] into caller-provided buffers of `n·d` elements.
-    pub fn dequantize_into<T: FloatElement>(
+    /// [`Fsq::dequantize`] into outputs the caller owns (buffers or views) of `n·d` elements.
+    pub fn dequantize_into<'a, T: FloatElement>(
         &self,
         device: &Device,
-        indices: &DeviceBuffer<u32>,
-        codes: &mut DeviceBuffer<i32>,
-        values: &mut DeviceBuffer<T>,
+        indices: impl Into<BufferView<'a, u32>>,
+        codes: impl Into<BufferViewMut<'a, i32>>,
+        values: impl Into<BufferViewMut<'a, T>>,
     ) -> Result<()> {
+        let (indices, mut codes, mut values) = (indices.into(), codes.into(), values.into());
         let n = indices.len();
         let d = self.dim();
         check_len("codes", codes.len(), n * d)?;
@@ -339,7 +350,8 @@ impl Fsq {
         device.check_same("values", values.device())?;
 
         if device.kind() == BackendKind::Cpu {
-            let (i, c, v) = (host(indices, "indices")?, host_mut(codes, "codes")?, host_mut(values, "values")?);
+            let i = host(&indices, "indices")?;
+            let (c, v) = (host_mut(&mut codes, "codes")?, host_mut(&mut values, "values")?);
             return reference::fsq::dequantize(&self.levels, i, c, v).map_err(|row| Error::InvalidValue {
                 op: "Fsq::dequantize",
                 arg: "indices",

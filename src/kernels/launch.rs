@@ -7,8 +7,10 @@
 //! - Emulator: the host-compiled symbol of the same name, through `tessera_emu_launch`.
 //!
 //! Argument kinds in a declaration:
-//! - `input T`  : `&DeviceBuffer<T>`     → `const T*` in C
-//! - `output T` : `&mut DeviceBuffer<T>` → `T*` in C
+//! - `input T`  : anything that is `Into<BufferView<T>>` (`&DeviceBuffer<T>`, a view)  → `const T*` in C
+//! - `output T` : anything that is `Into<BufferViewMut<T>>` (`&mut DeviceBuffer<T>`, a writable view) → `T*` in C
+//!
+//! A view passes the address of its first element: the kernel sees exactly the viewed range.
 //! - `scalar S` : `S` passed by value (ints, floats, `#[repr(C)]` parameter structs that
 //!   implement `cudarc::driver::DeviceRepr`).
 
@@ -44,9 +46,22 @@ pub(crate) fn cuda_storage_missing(arg: &'static str) -> Error {
 
 /// Rust parameter type of a declared kernel argument.
 macro_rules! __karg_ty {
-    (input $t:ty) => { &$crate::device::DeviceBuffer<$t> };
-    (output $t:ty) => { &mut $crate::device::DeviceBuffer<$t> };
+    (input $t:ty) => { impl Into<$crate::device::BufferView<'k, $t>> };
+    (output $t:ty) => { impl Into<$crate::device::BufferViewMut<'k, $t>> };
     (scalar $t:ty) => { $t };
+}
+
+/// Converts an argument to its view (inputs and outputs) or keeps it (scalars).
+macro_rules! __karg_into {
+    (input $t:ty, $a:ident) => {
+        Into::<$crate::device::BufferView<'k, $t>>::into($a)
+    };
+    (output $t:ty, $a:ident) => {
+        Into::<$crate::device::BufferViewMut<'k, $t>>::into($a)
+    };
+    (scalar $t:ty, $a:ident) => {
+        $a
+    };
 }
 
 /// C parameter type of a declared kernel argument (pointers erased: the C signature is
@@ -59,10 +74,10 @@ macro_rules! __karg_raw_ty {
 
 macro_rules! __karg_check {
     (input $dev:ident $a:ident) => {
-        $dev.check_owns(stringify!($a), &*$a)?;
+        $dev.check_owns(stringify!($a), $a.buffer())?;
     };
     (output $dev:ident $a:ident) => {
-        $dev.check_owns(stringify!($a), &*$a)?;
+        $dev.check_owns(stringify!($a), $a.buffer())?;
     };
     (scalar $dev:ident $a:ident) => {};
 }
@@ -81,12 +96,25 @@ macro_rules! __karg_host {
     };
 }
 
+/// The cudarc value of an argument: a `CudaView`, a `CudaViewMut`, or the scalar.
+macro_rules! __karg_cuda {
+    (input $a:ident) => {
+        $a.cuda_view().ok_or_else(|| $crate::kernels::launch::cuda_storage_missing(stringify!($a)))?
+    };
+    (output $a:ident) => {
+        $a.cuda_view_mut().ok_or_else(|| $crate::kernels::launch::cuda_storage_missing(stringify!($a)))?
+    };
+    (scalar $a:ident) => {
+        $a
+    };
+}
+
 macro_rules! __karg_cuda_push {
     ($b:ident input $a:ident) => {
-        $b.arg($a.cuda_slice().ok_or_else(|| $crate::kernels::launch::cuda_storage_missing(stringify!($a)))?);
+        $b.arg(&$a);
     };
     ($b:ident output $a:ident) => {
-        $b.arg($a.cuda_slice_mut().ok_or_else(|| $crate::kernels::launch::cuda_storage_missing(stringify!($a)))?);
+        $b.arg(&mut $a);
     };
     ($b:ident scalar $a:ident) => {
         $b.arg(&$a);
@@ -115,6 +143,7 @@ macro_rules! __kernel_dispatch {
                 use cudarc::driver::PushKernelArg;
                 let function = $crate::kernels::launch::cuda_function(cuda, $symbol, $cfg)?;
                 let stream = cuda.stream();
+                $( #[allow(unused_mut)] let mut $arg = __karg_cuda!($kind $arg); )*
                 let mut builder = stream.launch_builder(&function);
                 $( __karg_cuda_push!(builder $kind $arg); )*
                 // SAFETY: same argument order and types as the C signature.
@@ -173,13 +202,14 @@ macro_rules! declare_kernels {
 
         $(#[$meta])*
         #[allow(clippy::too_many_arguments, dead_code)]
-        pub(crate) fn $name<$T: $crate::device::Element>(
+        pub(crate) fn $name<'k, $T: $crate::device::Element>(
             device: &$crate::device::Device,
             cfg: &$crate::kernels::launch::LaunchConfig,
             $($arg: __karg_ty!($kind $ty)),*
         ) -> $crate::error::Result<()> {
             #[allow(unused_imports)]
             use ::half::{bf16, f16};
+            $( #[allow(unused_mut)] let mut $arg = __karg_into!($kind $ty, $arg); )*
             let dtype = <$T as $crate::device::Element>::DTYPE;
             let (symbol, host_fn): (&'static str, unsafe extern "C" fn($(__karg_raw_ty!($kind $ty)),*)) = $(
                 if dtype == <$dt as $crate::device::Element>::DTYPE {
@@ -210,11 +240,12 @@ macro_rules! declare_kernels {
 
         $(#[$meta])*
         #[allow(clippy::too_many_arguments, dead_code)]
-        pub(crate) fn $name(
+        pub(crate) fn $name<'k>(
             device: &$crate::device::Device,
             cfg: &$crate::kernels::launch::LaunchConfig,
             $($arg: __karg_ty!($kind $ty)),*
         ) -> $crate::error::Result<()> {
+            $( #[allow(unused_mut)] let mut $arg = __karg_into!($kind $ty, $arg); )*
             let symbol: &'static str = stringify!($name);
             let host_fn: unsafe extern "C" fn($(__karg_raw_ty!($kind $ty)),*) = $name::kernel;
             __kernel_dispatch!(device, cfg, symbol, host_fn, ($($arg: $kind),*))
