@@ -7,30 +7,70 @@ use crate::device::{BackendKind, DType};
 pub enum Error {
     /// An argument is out of its documented range or inconsistent with another.
     #[error("invalid argument `{arg}`: {reason}")]
-    InvalidArgument { arg: &'static str, reason: String },
+    InvalidArgument {
+        /// The argument's name, as in the documentation.
+        arg: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A buffer does not hold the number of elements the call needs.
     #[error("buffer `{arg}` has {actual} elements, expected {expected}")]
-    LengthMismatch { arg: &'static str, expected: usize, actual: usize },
+    LengthMismatch {
+        /// The buffer argument's name.
+        arg: &'static str,
+        /// Elements the call needs.
+        expected: usize,
+        /// Elements the buffer (or view) has.
+        actual: usize,
+    },
 
     /// A buffer belongs to another device than the one the call runs on.
     #[error("buffer `{arg}` lives on device {buffer_device}, but the call runs on device {device}")]
-    WrongDevice { arg: &'static str, buffer_device: String, device: String },
+    WrongDevice {
+        /// The buffer argument's name.
+        arg: &'static str,
+        /// The device the buffer lives on ([`crate::Device::name`]).
+        buffer_device: String,
+        /// The device the call runs on.
+        device: String,
+    },
 
     /// The input of op `op` holds a value for which it has no defined result: the first
     /// such row of argument `arg`. On Cuda and Emulator this is found by the kernel and
     /// reported at the next synchronizing call (a download or `Device::synchronize`); on
     /// Cpu by the call itself.
     #[error("{op}: `{arg}` row {row}: {reason}")]
-    InvalidValue { op: &'static str, arg: &'static str, row: usize, reason: &'static str },
+    InvalidValue {
+        /// The op whose input it was (`Fsq::quantize`, `Codebook::quantize`, ...).
+        op: &'static str,
+        /// The argument holding the value.
+        arg: &'static str,
+        /// The first row (latent, entry, index) with such a value.
+        row: usize,
+        /// Why it has no result.
+        reason: &'static str,
+    },
 
     /// The kernel exists, but not for this element type.
     #[error("kernel `{kernel}` is not compiled for dtype {dtype:?}")]
-    UnsupportedDtype { kernel: &'static str, dtype: DType },
+    UnsupportedDtype {
+        /// The kernel's base name.
+        kernel: &'static str,
+        /// The element type asked for.
+        dtype: DType,
+    },
 
     /// The backend cannot run this operation.
     #[error("{op} is not available on the {backend:?} backend: {reason}")]
-    Unsupported { op: &'static str, backend: BackendKind, reason: String },
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The backend that cannot run it.
+        backend: BackendKind,
+        /// Why.
+        reason: String,
+    },
 
     /// No usable CUDA driver or GPU, or the kernels were not compiled for the GPU.
     #[error("CUDA backend unavailable: {0}")]
@@ -38,7 +78,12 @@ pub enum Error {
 
     /// An error reported by the CUDA driver.
     #[error("CUDA driver error in {context}: {message}")]
-    Driver { context: String, message: String },
+    Driver {
+        /// What tessera was doing.
+        context: String,
+        /// The driver's error.
+        message: String,
+    },
 
     /// The emulator stopped a kernel: deadlock, warp-collective misuse, sanitizer report.
     #[error("emulator: {0}")]

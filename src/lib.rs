@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! tessera: hand-optimized CUDA kernels for image tokenizers and diffusion transformers.
 //!
 //! Every kernel runs on three backends (see [`BackendKind`]): a GPU through the CUDA

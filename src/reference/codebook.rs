@@ -36,7 +36,9 @@ pub fn distance<T: FloatElement>(z: &[T], e: &[T], d: usize, n: usize, k: usize,
 /// Result of a search over `n` latents.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Search {
+    /// `[n]` the nearest entry of each latent (ties to the lowest index).
     pub indices: Vec<u32>,
+    /// `[n]` its distance, in f64.
     pub distances: Vec<f64>,
 }
 

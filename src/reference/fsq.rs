@@ -15,12 +15,17 @@ use crate::device::FloatElement;
 /// Per-dimension constants in f32, exactly as PyTorch derives them from int32 levels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DimConstants {
+    /// `(L − 1)(1 + 1e-3) / 2`.
     pub half_l: f32,
+    /// 0.5 for an even `L`, else 0.
     pub offset: f32,
+    /// `atanh(offset / half_l)`.
     pub shift: f32,
+    /// `L div 2`.
     pub half_width: i32,
 }
 
+/// The constants of one dimension with `level` levels.
 pub fn dim_constants(level: u32) -> DimConstants {
     let eps = 1e-3_f32;
     let half_l = ((level - 1) as f32 * (1.0 + eps)) / 2.0;
