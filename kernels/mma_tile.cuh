@@ -84,14 +84,14 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[NT][4], const T* a_til
     // A: lanes 0-15 give rows 0-15 at k 0..7, lanes 16-31 the same rows at k 8..15, which
     // yields a[0..3] in the mma order (rows 0-7/8-15 × k 0-7/8-15).
     uint32_t a[4];
-    ldmatrix_x4(a, a_tile + (lane % 16) * a_stride + (lane / 16) * 8);
+    ldmatrix<4, false>(a, a_tile + (lane % 16) * a_stride + (lane / 16) * 8);
 #pragma unroll
     for (unsigned j = 0; j < NT; j += 2) {
         // Matrices: (cols 8j.., k 0-7), (cols 8j.., k 8-15), (cols 8j+8.., k 0-7), (cols 8j+8.., k 8-15).
         const unsigned col = 8 * j + (lane % 8) + (lane / 16) * 8;
         const unsigned k = ((lane / 8) % 2) * 8;
         uint32_t b[4];
-        ldmatrix_x4(b, b_tile + col * b_stride + k);
+        ldmatrix<4, false>(b, b_tile + col * b_stride + k);
         const uint32_t b0[2] = {b[0], b[1]};
         const uint32_t b1[2] = {b[2], b[3]};
         MmaOp<T>::run(acc[j], a, b0);

@@ -192,61 +192,27 @@ __device__ __forceinline__ uint32_t smem_u32(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 #endif
-__device__ __forceinline__ void ldmatrix_x1(uint32_t& r, const void* smem_row TESSERA_HOST_LOC) {
+// One wrapper for every shape: NUM ∈ {1, 2, 4} 8x8 matrices of b16, TRANS = .trans. Lanes
+// 8i..8i+7 pass the row addresses of matrix i (i < NUM); register i of each lane receives
+// its fragment of matrix i (PTX ISA, "ldmatrix").
+template <int NUM, bool TRANS>
+__device__ __forceinline__ void ldmatrix(uint32_t (&r)[NUM], const void* smem_row TESSERA_HOST_LOC) {
+    static_assert(NUM == 1 || NUM == 2 || NUM == 4, "ldmatrix loads 1, 2 or 4 matrices");
 #if TESSERA_HOST_EMULATION
-    ::tessera_host::ldmatrix(1, 0, &r, smem_row, loc.file_name(), loc.line());
+    ::tessera_host::ldmatrix(NUM, TRANS ? 1 : 0, r, smem_row, loc.file_name(), loc.line());
 #else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n" : "=r"(r) : "r"(smem_u32(smem_row)) : "memory");
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x2(uint32_t (&r)[2], const void* smem_row TESSERA_HOST_LOC) {
-#if TESSERA_HOST_EMULATION
-    ::tessera_host::ldmatrix(2, 0, r, smem_row, loc.file_name(), loc.line());
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(smem_u32(smem_row))
-                 : "memory");
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem_row TESSERA_HOST_LOC) {
-#if TESSERA_HOST_EMULATION
-    ::tessera_host::ldmatrix(4, 0, r, smem_row, loc.file_name(), loc.line());
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(smem_row))
-                 : "memory");
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x1_trans(uint32_t& r, const void* smem_row TESSERA_HOST_LOC) {
-#if TESSERA_HOST_EMULATION
-    ::tessera_host::ldmatrix(1, 1, &r, smem_row, loc.file_name(), loc.line());
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n"
-                 : "=r"(r)
-                 : "r"(smem_u32(smem_row))
-                 : "memory");
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const void* smem_row TESSERA_HOST_LOC) {
-#if TESSERA_HOST_EMULATION
-    ::tessera_host::ldmatrix(2, 1, r, smem_row, loc.file_name(), loc.line());
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(smem_u32(smem_row))
-                 : "memory");
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row TESSERA_HOST_LOC) {
-#if TESSERA_HOST_EMULATION
-    ::tessera_host::ldmatrix(4, 1, r, smem_row, loc.file_name(), loc.line());
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(smem_row))
-                 : "memory");
+#define TESSERA_LDMATRIX(SHAPE, REGS, ...) \
+    asm volatile("ldmatrix.sync.aligned.m8n8." SHAPE ".shared.b16 " REGS ";\n" : __VA_ARGS__ : "memory")
+    const uint32_t a = smem_u32(smem_row);
+    if constexpr (NUM == 1 && !TRANS) TESSERA_LDMATRIX("x1", "{%0}, [%1]", "=r"(r[0]) : "r"(a));
+    if constexpr (NUM == 1 && TRANS) TESSERA_LDMATRIX("x1.trans", "{%0}, [%1]", "=r"(r[0]) : "r"(a));
+    if constexpr (NUM == 2 && !TRANS) TESSERA_LDMATRIX("x2", "{%0,%1}, [%2]", "=r"(r[0]), "=r"(r[1]) : "r"(a));
+    if constexpr (NUM == 2 && TRANS) TESSERA_LDMATRIX("x2.trans", "{%0,%1}, [%2]", "=r"(r[0]), "=r"(r[1]) : "r"(a));
+    if constexpr (NUM == 4 && !TRANS)
+        TESSERA_LDMATRIX("x4", "{%0,%1,%2,%3}, [%4]", "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+    if constexpr (NUM == 4 && TRANS)
+        TESSERA_LDMATRIX("x4.trans", "{%0,%1,%2,%3}, [%4]", "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+#undef TESSERA_LDMATRIX
 #endif
 }
 

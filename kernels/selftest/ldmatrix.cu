@@ -10,6 +10,14 @@
 // x4_trans (registers beyond num keep the host's sentinel).
 #include "tessera.cuh"
 
+// One variant: what this lane receives, into o[0..NUM).
+template <int NUM, bool TRANS>
+__device__ void probe(uint32_t* o, const unsigned short* row) {
+    uint32_t x[NUM];
+    tessera::ldmatrix<NUM, TRANS>(x, row);
+    for (int i = 0; i < NUM; ++i) o[i] = x[i];
+}
+
 TESSERA_KERNEL void selftest_ldmatrix(const tessera::f16* __restrict__ src, unsigned* out) {
     __shared__ __align__(16) unsigned short tile[4 * 8 * 24];
     const unsigned lane = threadIdx.x & 31;
@@ -23,34 +31,10 @@ TESSERA_KERNEL void selftest_ldmatrix(const tessera::f16* __restrict__ src, unsi
     const unsigned short* row = &tile[(slot_of[m] * 8 + r) * 24];
     const unsigned short* junk = tile + 1;  // misaligned: must be ignored
     uint32_t* o = out + lane * 4;
-    {
-        uint32_t x;
-        tessera::ldmatrix_x1(x, lane < 8 ? row : junk);
-        o[0 * 128] = x;
-    }
-    {
-        uint32_t x[2];
-        tessera::ldmatrix_x2(x, lane < 16 ? row : junk);
-        o[1 * 128] = x[0], o[1 * 128 + 1] = x[1];
-    }
-    {
-        uint32_t x[4];
-        tessera::ldmatrix_x4(x, row);
-        for (int i = 0; i < 4; ++i) o[2 * 128 + i] = x[i];
-    }
-    {
-        uint32_t x;
-        tessera::ldmatrix_x1_trans(x, lane < 8 ? row : junk);
-        o[3 * 128] = x;
-    }
-    {
-        uint32_t x[2];
-        tessera::ldmatrix_x2_trans(x, lane < 16 ? row : junk);
-        o[4 * 128] = x[0], o[4 * 128 + 1] = x[1];
-    }
-    {
-        uint32_t x[4];
-        tessera::ldmatrix_x4_trans(x, row);
-        for (int i = 0; i < 4; ++i) o[5 * 128 + i] = x[i];
-    }
+    probe<1, false>(o + 0 * 128, lane < 8 ? row : junk);
+    probe<2, false>(o + 1 * 128, lane < 16 ? row : junk);
+    probe<4, false>(o + 2 * 128, row);
+    probe<1, true>(o + 3 * 128, lane < 8 ? row : junk);
+    probe<2, true>(o + 4 * 128, lane < 16 ? row : junk);
+    probe<4, true>(o + 5 * 128, row);
 }
