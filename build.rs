@@ -95,7 +95,6 @@ fn host_fp_contract() -> &'static str {
     }
 }
 
-
 /// The host compilation units of the kernel files: each includes its `.cu` and checks the
 /// kernels' C types against their Rust declarations (build/contracts.rs).
 fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf], out_dir: &Path) -> Vec<PathBuf> {
@@ -116,7 +115,10 @@ fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf
         let decls = if wrapper.is_file() { contracts::parse_rust(&wrapper) } else { Vec::new() };
         let (unit, missing) = contracts::contract_unit(cu, &decls, manifest);
         if let Some(d) = missing.first() {
-            panic!("kernel contract: src/kernels/{stem}.rs declares {} but kernels/{stem}.cu does not define it", d.name);
+            panic!(
+                "kernel contract: src/kernels/{stem}.rs declares {} but kernels/{stem}.cu does not define it",
+                d.name
+            );
         }
         write_unit(format!("{stem}.cpp"), unit);
     }

@@ -21,9 +21,7 @@ fn bytes_moved<T>(n: usize, d: usize, groups: usize) -> u64 {
 
 fn latents<T: FloatElement>(n: usize, d: usize) -> Vec<T> {
     // A deterministic spread of both signs.
-    (0..n * d)
-        .map(|i| T::from_f32(((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 16_777_216.0 * 4.0 - 2.0))
-        .collect()
+    (0..n * d).map(|i| T::from_f32(common::spread(i) * 4.0 - 2.0)).collect()
 }
 
 fn bench_device<T: FloatElement>(
@@ -44,8 +42,9 @@ fn bench_device<T: FloatElement>(
         group.throughput(Throughput::Bytes(bytes));
         for &kernel in kernels {
             let id = BenchmarkId::new(common::variant_label(device, kernel), n);
+            let q = q.using(kernel);
             let per_iter = common::bench_synced(&mut group, id, device, || {
-                q.quantize_with(kernel, device, &z, &mut indices, &mut values, &mut sq_error).unwrap();
+                q.quantize_into(device, &z, &mut indices, &mut values, &mut sq_error).unwrap();
             });
             if let Some(peak) = device.peak_memory_bandwidth() {
                 let achieved = bytes as f64 / per_iter.as_secs_f64();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tessera::{Codebook, Device, FloatElement, Metric, SearchOptions, SearchPath};
 
 fn pseudo_random(i: usize) -> f32 {
-    ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 8_388_608.0 - 1.0
+    common::spread(i) * 2.0 - 1.0
 }
 
 fn bench_shape<T: FloatElement>(

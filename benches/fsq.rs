@@ -18,9 +18,7 @@ fn bytes_moved<T>(n: usize, d: usize) -> u64 {
 
 fn latents<T: FloatElement>(n: usize, d: usize) -> Vec<T> {
     // A deterministic spread over the tanh range.
-    (0..n * d)
-        .map(|i| T::from_f32(((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 16_777_216.0 * 6.0 - 3.0))
-        .collect()
+    (0..n * d).map(|i| T::from_f32(common::spread(i) * 6.0 - 3.0)).collect()
 }
 
 fn bench_device<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, kernels: &[FsqKernel]) {
@@ -35,8 +33,9 @@ fn bench_device<T: FloatElement>(c: &mut Criterion, device: &Device, n: usize, k
     group.throughput(Throughput::Bytes(bytes));
     for &kernel in kernels {
         let id = BenchmarkId::new(common::variant_label(device, kernel), n);
+        let fsq = fsq.using(kernel);
         let per_iter = common::bench_synced(&mut group, id, device, || {
-            fsq.quantize_with(kernel, device, &z, &mut codes, &mut values, &mut indices).unwrap();
+            fsq.quantize_into(device, &z, &mut codes, &mut values, &mut indices).unwrap();
         });
         if let Some(peak) = device.peak_memory_bandwidth() {
             let achieved = bytes as f64 / per_iter.as_secs_f64();

@@ -53,7 +53,8 @@ pub fn parse_rust(file: &Path) -> Vec<Decl> {
     while let Some(at) = rest.find("declare_kernels! {") {
         let body_start = at + "declare_kernels! {".len();
         let body = &rest[body_start..];
-        let end = matching_close(body, '{', '}').unwrap_or_else(|| panic!("{}: unclosed declare_kernels!", file.display()));
+        let end =
+            matching_close(body, '{', '}').unwrap_or_else(|| panic!("{}: unclosed declare_kernels!", file.display()));
         let block: String =
             body[..end].lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join(" ");
         for item in block.split(';').map(str::trim).filter(|s| !s.is_empty()) {

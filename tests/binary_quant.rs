@@ -33,7 +33,7 @@ fn run_kernel<T: FloatElement>(
     let mut indices = device.zeros(n * q.groups())?;
     let mut values = device.zeros(z.len())?;
     let mut sq_error = device.zeros(n)?;
-    q.quantize_with(kernel, device, &latents, &mut indices, &mut values, &mut sq_error)?;
+    q.using(kernel).quantize_into(device, &latents, &mut indices, &mut values, &mut sq_error)?;
     Ok(Quantized { indices: indices.download()?, values: values.download()?, sq_error: sq_error.download()? })
 }
 
@@ -326,7 +326,7 @@ fn invalid_rows_are_still_written() {
             let mut sq_error = device.zeros(50).unwrap();
             // The launch does not wait for the device: the NaN is reported by the next
             // synchronizing call, once, and the outputs are readable after it.
-            q.quantize_with(kernel, &device, &latents, &mut indices, &mut values, &mut sq_error).unwrap();
+            q.using(kernel).quantize_into(&device, &latents, &mut indices, &mut values, &mut sq_error).unwrap();
             let r = device.synchronize();
             assert!(matches!(r, Err(Error::InvalidValue { op: "BinaryQuantizer::quantize", row: 10, .. })), "{r:?}");
             let got = Quantized {

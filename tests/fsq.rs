@@ -27,7 +27,7 @@ fn run_kernel<T: FloatElement>(
     let mut codes = device.zeros(z.len())?;
     let mut values = device.zeros(z.len())?;
     let mut indices = device.zeros(n)?;
-    fsq.quantize_with(kernel, device, &latents, &mut codes, &mut values, &mut indices)?;
+    fsq.using(kernel).quantize_into(device, &latents, &mut codes, &mut values, &mut indices)?;
     Ok(Quantized { codes: codes.download()?, values: values.download()?, indices: indices.download()? })
 }
 

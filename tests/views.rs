@@ -34,15 +34,15 @@ fn fsq_reads_and_writes_only_the_viewed_rows() {
                 let mut codes = device.upload(&vec![-77i32; (n + 3) * d]).unwrap();
                 let mut values = device.upload(&vec![9.5f32; (n + 1) * d + 1]).unwrap();
                 let mut indices = device.upload(&vec![u32::MAX; n + 7]).unwrap();
-                fsq.quantize_with(
-                    kernel,
-                    &device,
-                    z.view(skip * d..(skip + n) * d).unwrap(),
-                    codes.view_mut(d..(n + 1) * d).unwrap(),
-                    values.view_mut(1..n * d + 1).unwrap(),
-                    indices.view_mut(5..n + 5).unwrap(),
-                )
-                .unwrap();
+                fsq.using(kernel)
+                    .quantize_into(
+                        &device,
+                        z.view(skip * d..(skip + n) * d).unwrap(),
+                        codes.view_mut(d..(n + 1) * d).unwrap(),
+                        values.view_mut(1..n * d + 1).unwrap(),
+                        indices.view_mut(5..n + 5).unwrap(),
+                    )
+                    .unwrap();
                 let ctx = format!("{kernel:?} on {}, view at row {skip}", device.name());
                 let (codes, values, indices) =
                     (codes.download().unwrap(), values.download().unwrap(), indices.download().unwrap());
@@ -64,7 +64,10 @@ fn a_view_downloads_its_range_and_chains() {
     for device in devices() {
         let z = device.upload(&latents(3 * 101)).unwrap();
         let tokens = fsq.quantize(&device, z.view(3..3 * 101).unwrap()).unwrap();
-        assert_eq!(tokens.indices.view(10..20).unwrap().download().unwrap(), tokens.indices.download().unwrap()[10..20]);
+        assert_eq!(
+            tokens.indices.view(10..20).unwrap().download().unwrap(),
+            tokens.indices.download().unwrap()[10..20]
+        );
         // A later op reads part of an earlier op's output in place.
         let part = tokens.values.view(30..3 * 100).unwrap();
         let bits = bsq.quantize(&device, part).unwrap();
@@ -112,7 +115,8 @@ fn bad_ranges_are_typed_errors() {
     // An output view of the wrong length names the argument.
     let fsq = Fsq::new(&[5, 5]).unwrap();
     let z = device.upload(&[0.1f32; 8]).unwrap();
-    let (mut c, mut v, mut i) = (device.zeros::<i32>(8).unwrap(), device.zeros::<f32>(8).unwrap(), device.zeros(4).unwrap());
+    let (mut c, mut v, mut i) =
+        (device.zeros::<i32>(8).unwrap(), device.zeros::<f32>(8).unwrap(), device.zeros(4).unwrap());
     let r = fsq.quantize_into(&device, &z, c.view_mut(0..6).unwrap(), &mut v, &mut i);
     assert!(matches!(r, Err(Error::LengthMismatch { arg: "codes", expected: 8, actual: 6 })), "{r:?}");
 }

@@ -40,3 +40,9 @@ pub fn variant_label(device: &Device, variant: impl std::fmt::Debug) -> String {
         format!("{variant:?}")
     }
 }
+
+/// A deterministic value in [0, 1) for element `i` (multiplicative hashing): benchmark
+/// inputs that are spread out but the same in every run.
+pub fn spread(i: usize) -> f32 {
+    ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / 16_777_216.0
+}

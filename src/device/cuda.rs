@@ -153,11 +153,9 @@ impl CudaBackend {
     pub(crate) fn function(&self, name: &'static str, shared_mem_bytes: u32) -> Result<CudaFunction> {
         let mut cache = self.functions.lock().unwrap_or_else(|p| p.into_inner());
         if !cache.contains_key(name) {
-            let f = self
-                .modules
-                .iter()
-                .find_map(|m| m.load_function(name).ok())
-                .ok_or_else(|| Error::driver(format!("looking up kernel {name}"), "not found in any embedded module"))?;
+            let f = self.modules.iter().find_map(|m| m.load_function(name).ok()).ok_or_else(|| {
+                Error::driver(format!("looking up kernel {name}"), "not found in any embedded module")
+            })?;
             cache.insert(name, (f, 48 * 1024));
         }
         let (f, allowed) = cache.get_mut(name).expect("inserted above");

@@ -1,8 +1,8 @@
 //! The Emulator backend: calls the host-compiled kernels through `tessera_emu_launch`
 //! (kernels/host/emulator_api.h), which runs one fiber per emulated GPU thread.
 
-use crate::error::{Error, Result};
 use super::LaunchConfig;
+use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 extern "C" {

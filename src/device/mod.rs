@@ -18,10 +18,10 @@ mod status;
 mod view;
 
 pub use buffer::DeviceBuffer;
-pub use view::{BufferView, BufferViewMut};
 pub use dtype::{DType, Element, FloatElement};
 pub(crate) use launch_config::LaunchConfig;
 pub(crate) use status::PendingCheck;
+pub use view::{BufferView, BufferViewMut};
 
 use crate::error::{Error, Result};
 use buffer::Storage;

@@ -109,6 +109,7 @@ pub enum BinaryQuantKernel {
 pub struct BinaryQuantizer {
     op: BinaryQuantOp,
     params: BinaryQuantParams,
+    kernel: BinaryQuantKernel,
 }
 
 /// The outputs of [`BinaryQuantizer::quantize`] for `n` latents of dimension `d`.
@@ -146,7 +147,7 @@ impl BinaryQuantizer {
             tile_rows: 0,
             value_scale,
         };
-        Ok(BinaryQuantizer { op, params })
+        Ok(BinaryQuantizer { op, params, kernel: BinaryQuantKernel::Tiled })
     }
 
     /// LFQ: `BinaryQuantizer::new(BinaryQuantOp::Lfq, dim, group_bits)`.
@@ -157,6 +158,17 @@ impl BinaryQuantizer {
     /// BSQ: `BinaryQuantizer::new(BinaryQuantOp::Bsq, dim, group_bits)`.
     pub fn bsq(dim: usize, group_bits: u32) -> Result<Self> {
         Self::new(BinaryQuantOp::Bsq, dim, group_bits)
+    }
+
+    /// This quantizer running `kernel` (for tests and benchmarks; the default is
+    /// [`BinaryQuantKernel::Tiled`]). The Cpu backend ignores it.
+    pub fn using(&self, kernel: BinaryQuantKernel) -> BinaryQuantizer {
+        BinaryQuantizer { kernel, ..self.clone() }
+    }
+
+    /// The kernel variant this quantizer runs.
+    pub fn kernel(&self) -> BinaryQuantKernel {
+        self.kernel
     }
 
     /// LFQ or BSQ.
@@ -201,9 +213,9 @@ impl BinaryQuantizer {
     }
 
     /// [`BinaryQuantizer::quantize`] into outputs the caller owns (buffers or views) of
-    /// `n·G`, `n·d` and `n` elements. When [`Error::InvalidValue`] is reported every row is
-    /// still written: the bad rows' bits, indices and values are those of the signs and
-    /// their error is NaN.
+    /// `n·G`, `n·d` and `n` elements, running [`BinaryQuantizer::kernel`]. When
+    /// [`Error::InvalidValue`] is reported every row is still written: the bad rows' bits,
+    /// indices and values are those of the signs and their error is NaN.
     pub fn quantize_into<'a, T: FloatElement>(
         &self,
         device: &Device,
@@ -212,20 +224,7 @@ impl BinaryQuantizer {
         values: impl Into<BufferViewMut<'a, T>>,
         sq_error: impl Into<BufferViewMut<'a, f32>>,
     ) -> Result<()> {
-        self.quantize_with(BinaryQuantKernel::Tiled, device, latents, indices, values, sq_error)
-    }
-
-    /// [`BinaryQuantizer::quantize_into`] with a chosen kernel variant (ignored on the
-    /// Cpu backend, which runs the reference).
-    pub fn quantize_with<'a, T: FloatElement>(
-        &self,
-        kernel: BinaryQuantKernel,
-        device: &Device,
-        latents: impl Into<BufferView<'a, T>>,
-        indices: impl Into<BufferViewMut<'a, u32>>,
-        values: impl Into<BufferViewMut<'a, T>>,
-        sq_error: impl Into<BufferViewMut<'a, f32>>,
-    ) -> Result<()> {
+        let kernel = self.kernel;
         let (latents, mut indices, mut values, mut sq_error) =
             (latents.into(), indices.into(), values.into(), sq_error.into());
         let n = self.rows(latents.len())?;

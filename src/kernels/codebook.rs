@@ -169,7 +169,8 @@ impl<T: FloatElement> Codebook<T> {
         if k >= u32::MAX as usize {
             return Err(Error::invalid("entries", format!("{k} entries do not fit the u32 index type")));
         }
-        let (normalized, sqnorm) = row_norms(device, entries.as_view(), k, dim, metric == Metric::Cosine, "Codebook::new", "entries")?;
+        let (normalized, sqnorm) =
+            row_norms(device, entries.as_view(), k, dim, metric == Metric::Cosine, "Codebook::new", "entries")?;
         Ok(Codebook { entries, normalized, sqnorm, k, d: dim, metric })
     }
 
@@ -398,7 +399,12 @@ impl<T: FloatElement> Codebook<T> {
     ) -> Result<(VqOutput<T>, Option<DeviceBuffer<T>>)> {
         let zh = z.download()?;
         if let Some(row) = zh.iter().position(|v| !v.to_f32().is_finite()) {
-            return Err(Error::InvalidValue { op: "Codebook::quantize", arg: "z", row: row / self.d, reason: "non-finite latent" });
+            return Err(Error::InvalidValue {
+                op: "Codebook::quantize",
+                arg: "z",
+                row: row / self.d,
+                reason: "non-finite latent",
+            });
         }
         let eh = self.entries.download()?;
         let found = reference::search(&zh, &eh, self.d, self.metric);

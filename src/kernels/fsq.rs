@@ -118,7 +118,7 @@ declare_kernels! {
         status: output u32, n: scalar u32, p: scalar FsqParams);
 }
 
-/// Which quantize kernel to run (for tests and benchmarks; [`Fsq::quantize`] uses `Tiled`).
+/// Which quantize kernel to run (for tests and benchmarks, see [`Fsq::using`]; the default is `Tiled`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsqKernel {
     /// `fsq_quantize_v1_*`: one thread per row, direct global accesses.
@@ -133,6 +133,7 @@ pub enum FsqKernel {
 pub struct Fsq {
     levels: Vec<u32>,
     params: FsqParams,
+    kernel: FsqKernel,
 }
 
 /// The outputs of [`Fsq::quantize`] for `n` latents of dimension `d`.
@@ -213,7 +214,18 @@ impl Fsq {
             p.thresholds[used..used + count].copy_from_slice(&t.thresholds);
             used += count;
         }
-        Ok(Fsq { levels: levels.to_vec(), params: p })
+        Ok(Fsq { levels: levels.to_vec(), params: p, kernel: FsqKernel::Tiled })
+    }
+
+    /// This quantizer running `kernel` (for tests and benchmarks; the default is
+    /// [`FsqKernel::Tiled`]). The Cpu backend ignores it.
+    pub fn using(&self, kernel: FsqKernel) -> Fsq {
+        Fsq { kernel, ..self.clone() }
+    }
+
+    /// The quantize kernel variant this quantizer runs.
+    pub fn kernel(&self) -> FsqKernel {
+        self.kernel
     }
 
     /// The levels `L_j`.
@@ -257,7 +269,7 @@ impl Fsq {
 
     /// [`Fsq::quantize`] into outputs the caller owns (buffers or views) of `n·d`, `n·d`
     /// and `n` elements. Views at any offset work: the tiled kernel stages through 16-byte
-    /// vectors only where both sides are 16-byte aligned.
+    /// vectors only where both sides are 16-byte aligned. Runs [`Fsq::kernel`].
     pub fn quantize_into<'a, T: FloatElement>(
         &self,
         device: &Device,
@@ -266,20 +278,9 @@ impl Fsq {
         values: impl Into<BufferViewMut<'a, T>>,
         indices: impl Into<BufferViewMut<'a, u32>>,
     ) -> Result<()> {
-        self.quantize_with(FsqKernel::Tiled, device, latents, codes, values, indices)
-    }
-
-    /// [`Fsq::quantize_into`] with a chosen kernel variant (ignored on the Cpu backend).
-    pub fn quantize_with<'a, T: FloatElement>(
-        &self,
-        kernel: FsqKernel,
-        device: &Device,
-        latents: impl Into<BufferView<'a, T>>,
-        codes: impl Into<BufferViewMut<'a, i32>>,
-        values: impl Into<BufferViewMut<'a, T>>,
-        indices: impl Into<BufferViewMut<'a, u32>>,
-    ) -> Result<()> {
-        let (latents, mut codes, mut values, mut indices) = (latents.into(), codes.into(), values.into(), indices.into());
+        let kernel = self.kernel;
+        let (latents, mut codes, mut values, mut indices) =
+            (latents.into(), codes.into(), values.into(), indices.into());
         let n = self.rows(latents.len(), "latents")?;
         let d = self.dim();
         check_len("codes", codes.len(), n * d)?;
@@ -327,7 +328,8 @@ impl Fsq {
     ) -> Result<FsqDequantized<T>> {
         let indices = indices.into();
         let len = indices.len().checked_mul(self.dim()).ok_or_else(|| Error::invalid("indices", "too many rows"))?;
-        let mut out = FsqDequantized { codes: DeviceBuffer::uninit(device, len)?, values: DeviceBuffer::uninit(device, len)? };
+        let mut out =
+            FsqDequantized { codes: DeviceBuffer::uninit(device, len)?, values: DeviceBuffer::uninit(device, len)? };
         self.dequantize_into(device, indices, &mut out.codes, &mut out.values)?;
         Ok(out)
     }

@@ -17,10 +17,10 @@
 //!
 //! Bits per pixel = (latents × log2 Π L) / pixels = 3·log2(Π L) / 4.
 
-use tessera::Device;
 use crate::error::{CliError as Error, Result};
-use tessera::Fsq;
 use tessera::reference::fsq::dim_constants;
+use tessera::Device;
+use tessera::Fsq;
 
 /// Latent dimension of the transform: the four Haar coefficients of a 2×2 block.
 pub(crate) const LATENT_DIM: usize = 4;

@@ -14,9 +14,9 @@
 //! codebook usage (distinct entries used / K, and the perplexity of the image's tokens).
 
 use crate::demo::fsq_image::{psnr, RgbImage};
-use tessera::{Device, FloatElement};
 use crate::error::{CliError as Error, Result};
 use tessera::{Codebook, Metric, SearchOptions};
+use tessera::{Device, FloatElement};
 use tessera::{KmeansOptions, KmeansProgress};
 
 /// What [`run`] fits.

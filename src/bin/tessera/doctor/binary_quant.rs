@@ -17,11 +17,7 @@ pub(super) fn doctor_checks(device: &Device) -> Vec<Check> {
     checks
 }
 
-fn doctor_check<T: FloatElement>(
-    device: &Device,
-    op: BinaryQuantOp,
-    kernel: BinaryQuantKernel,
-) -> Check {
+fn doctor_check<T: FloatElement>(device: &Device, op: BinaryQuantOp, kernel: BinaryQuantKernel) -> Check {
     let op_name = match op {
         BinaryQuantOp::Lfq => "lfq",
         BinaryQuantOp::Bsq => "bsq",
@@ -36,7 +32,7 @@ fn doctor_check<T: FloatElement>(
         let mut indices = device.zeros(n * q.groups())?;
         let mut values = device.zeros::<T>(n * d)?;
         let mut sq_error = device.zeros(n)?;
-        q.quantize_with(kernel, device, &latents, &mut indices, &mut values, &mut sq_error)?;
+        q.using(kernel).quantize_into(device, &latents, &mut indices, &mut values, &mut sq_error)?;
         let (mut ri, mut rv, mut re) = (vec![0; n * q.groups()], vec![T::default(); n * d], vec![0f32; n]);
         let run = match op {
             BinaryQuantOp::Lfq => reference::binary_quant::lfq::<T>,
@@ -52,4 +48,3 @@ fn doctor_check<T: FloatElement>(
     })();
     Check { name, outcome: outcome.map_err(|e| e.to_string()) }
 }
-

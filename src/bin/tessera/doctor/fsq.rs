@@ -1,7 +1,7 @@
 //! FSQ: both quantize variants and dequantize, every dtype, exact against the reference.
 
 use super::Check;
-use tessera::{reference, Device, Fsq, FsqKernel, FloatElement};
+use tessera::{reference, Device, FloatElement, Fsq, FsqKernel};
 
 pub(super) fn fsq_quantize_check<T: FloatElement>(device: &Device, kernel: FsqKernel) -> Check {
     let name = match kernel {
@@ -17,7 +17,7 @@ pub(super) fn fsq_quantize_check<T: FloatElement>(device: &Device, kernel: FsqKe
         let mut codes = device.zeros(n * 4)?;
         let mut values = device.zeros::<T>(n * 4)?;
         let mut indices = device.zeros(n)?;
-        fsq.quantize_with(kernel, device, &latents, &mut codes, &mut values, &mut indices)?;
+        fsq.using(kernel).quantize_into(device, &latents, &mut codes, &mut values, &mut indices)?;
         let (mut rc, mut rv, mut ri) = (vec![0; n * 4], vec![T::default(); n * 4], vec![0; n]);
         reference::fsq::quantize(&levels, &z, &mut rc, &mut rv, &mut ri).ok();
         let exact = codes.download()? == rc && indices.download()? == ri && values.download()? == rv;
@@ -47,4 +47,3 @@ pub(super) fn fsq_dequantize_check<T: FloatElement>(device: &Device) -> Check {
     })();
     Check { name, outcome: outcome.map_err(|e| e.to_string()) }
 }
-
