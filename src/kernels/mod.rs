@@ -9,4 +9,5 @@ pub mod binary_quant;
 pub mod codebook;
 pub mod fsq;
 pub mod kmeans;
+pub(crate) mod radix_sort;
 pub mod residual_vq;
