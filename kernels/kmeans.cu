@@ -67,6 +67,10 @@
 //           the longest dependent chain is the largest cluster's f64 sum (row order is what
 //           makes it deterministic; a cluster of m rows costs m dependent f64 adds).
 //   v1:     k warps × n/32 ballots × ⌈d/32⌉ — O(n·k·d/32) index reads; fine for tests.
+//
+// Index arithmetic: row, entry and dimension counters are u32 and element offsets size_t
+// (row · d in 64 bits); the wrapper keeps n, k and d ≤ 2^31, so no counter stepped by a
+// block (256), a warp (32) or 4 can wrap past 2^32 (a wrapped loop counter never ends).
 #include "tessera.cuh"
 
 #define KM_THREADS 256  // threads per block of every kernel in this file

@@ -31,6 +31,9 @@
 //
 // Cost of a sort of n keys below 2^bits: ⌈bits/8⌉ × (read n keys twice, write n keys and
 // rows, one scan of 256·⌈n/2048⌉ counts) — O(n) per pass.
+//
+// Index arithmetic: the wrapper keeps n and len ≤ 2^31, so the u32 tile counters (base +=
+// 256) cannot wrap; row and count offsets are size_t.
 #include "tessera.cuh"
 
 #define RS_THREADS 256                   // threads per block of every kernel in this file

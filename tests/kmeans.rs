@@ -379,6 +379,9 @@ fn bad_arguments_are_typed_errors() {
     assert!(matches!(update(&ix, 4, &[0; 3]), Err(Error::LengthMismatch { arg: "reseed_rows", .. })));
     assert!(matches!(update(&ix, 4, &[0, 0, 10, 0]), Err(Error::InvalidArgument { arg: "reseed_rows", .. })));
     assert!(matches!(update(&ix, 0, &[]), Err(Error::InvalidArgument { arg: "k", .. })));
+    // Past the kernels' u32 loop limit (2^31): rejected by shape, before anything is read.
+    assert!(matches!(update(&ix, (1 << 31) + 1, &[]), Err(Error::InvalidArgument { arg: "k", .. })));
+    assert!(matches!(update(&ix, u32::MAX as usize, &[]), Err(Error::InvalidArgument { arg: "k", .. })));
     assert!(matches!(
         update(&device.upload(&[0u32; 9]).unwrap(), 4, &[0; 4]),
         Err(Error::LengthMismatch { arg: "indices", .. })
@@ -389,4 +392,10 @@ fn bad_arguments_are_typed_errors() {
     ));
     let r = update_centroids(&device, &data, 0, &ix, 4, &[0; 4], CentroidKernel::Simple);
     assert!(matches!(r, Err(Error::InvalidArgument { arg: "dim", .. })));
+    let r = update_centroids(&device, &data, (1 << 31) + 1, &ix, 4, &[0; 4], CentroidKernel::Sorted);
+    assert!(matches!(r, Err(Error::InvalidArgument { arg: "dim", .. })));
+    assert!(matches!(
+        fit(&device, &data, KmeansOptions { dim: (1 << 31) + 1, ..o }),
+        Err(Error::InvalidArgument { arg: "options.dim", .. })
+    ));
 }

@@ -46,8 +46,10 @@ use crate::reference::kmeans as reference;
 const THREADS: u32 = 256;
 /// Entries (warps) per block of the v1 centroid kernel.
 const WARPS: usize = 8;
-/// Most rows a fit or an update takes (index arithmetic in the kernels stays in u32).
-const MAX_ROWS: usize = u32::MAX as usize - 256 * 8;
+/// Most rows a fit or an update takes, and most entries (k ≤ n): 2^31, the limit of the
+/// search (`codebook::MAX_INDEX`). Row and entry counters in the kernels are u32, stepped
+/// by up to 256 (a block) or 32 (a warp); below 2^31 none can wrap.
+const MAX_ROWS: usize = crate::kernels::codebook::MAX_INDEX;
 
 declare_kernels! {
     /// C: `kmeans_histogram(const unsigned* indices, unsigned* counts, unsigned* status,
@@ -138,8 +140,8 @@ pub struct CentroidUpdate<T: FloatElement> {
 /// f32 then `T` — or, if no row has index `e`, the data row `reseed_rows[e]`. Deterministic,
 /// and equal bit for bit to [`crate::reference::kmeans::means`].
 ///
-/// Errors: `dim = 0`; `data` not a whole number of rows, or without rows; `indices` not of
-/// length n; `k = 0`; `reseed_rows` not of length `k` or naming a row ≥ n; an index ≥ `k`
+/// Errors: `dim = 0` or `dim > 2^31`; `data` not a whole number of rows, or without rows, or more than 2^31
+/// rows; `indices` not of length n; `k = 0` or `k > 2^31`; `reseed_rows` not of length `k` or naming a row ≥ n; an index ≥ `k`
 /// ([`Error::InvalidValue`] naming its row, found by the histogram kernel); buffers of
 /// another device.
 pub fn update_centroids<T: FloatElement>(
@@ -151,8 +153,8 @@ pub fn update_centroids<T: FloatElement>(
     reseed_rows: &[u32],
     kernel: CentroidKernel,
 ) -> Result<CentroidUpdate<T>> {
-    if dim == 0 {
-        return Err(Error::invalid("dim", "must be at least 1"));
+    if dim == 0 || dim > MAX_ROWS {
+        return Err(Error::invalid("dim", format!("d = {dim}: must be in 1..=2^31")));
     }
     device.check_same("data", data.device())?;
     device.check_same("indices", indices.device())?;
@@ -163,8 +165,8 @@ pub fn update_centroids<T: FloatElement>(
     if indices.len() != n {
         return Err(Error::LengthMismatch { arg: "indices", expected: n, actual: indices.len() });
     }
-    if k == 0 || k > u32::MAX as usize {
-        return Err(Error::invalid("k", format!("{k} entries: must be in 1..=2^32 − 1")));
+    if k == 0 || k > MAX_ROWS {
+        return Err(Error::invalid("k", format!("{k} entries: must be in 1..=2^31")));
     }
     if reseed_rows.len() != k {
         return Err(Error::LengthMismatch { arg: "reseed_rows", expected: k, actual: reseed_rows.len() });
@@ -240,8 +242,8 @@ pub(crate) fn fit_codebook<T: FloatElement>(
     progress: &mut dyn FnMut(&KmeansProgress),
 ) -> Result<Codebook<T>> {
     let KmeansOptions { dim, k, iterations, seed, metric } = *options;
-    if dim == 0 {
-        return Err(Error::invalid("options.dim", "must be at least 1"));
+    if dim == 0 || dim > MAX_ROWS {
+        return Err(Error::invalid("options.dim", format!("d = {dim}: must be in 1..=2^31")));
     }
     device.check_same("data", data.device())?;
     let n = rows_of(data, dim)?;
