@@ -500,6 +500,15 @@ pub(crate) fn row_norms<T: FloatElement>(
     Ok((normalize.then_some(dst), sqnorm))
 }
 
+/// Σ block sums in block order, in f64, divided by n (0 for n = 0).
+fn mean_in_order(block_sums: &[f32], n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        block_sums.iter().map(|&s| s as f64).sum::<f64>() / n as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,14 +532,5 @@ mod tests {
         let device = Device::emulator();
         let entries = device.upload(&[0.5f32; 10]).unwrap();
         assert_eq!(arg(Codebook::new(&device, entries, MAX_INDEX + 1, Metric::SquaredL2).map(|_| ())), "dim");
-    }
-}
-
-/// Σ block sums in block order, in f64, divided by n (0 for n = 0).
-fn mean_in_order(block_sums: &[f32], n: usize) -> f64 {
-    if n == 0 {
-        0.0
-    } else {
-        block_sums.iter().map(|&s| s as f64).sum::<f64>() / n as f64
     }
 }

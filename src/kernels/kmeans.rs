@@ -1,5 +1,6 @@
-//! k-means codebooks: [`Codebook::fit`] (Lloyd's algorithm on the device) and the typed
-//! wrappers of `kernels/kmeans.cu`.
+//! k-means codebooks: the driver of [`Codebook::fit`] (Lloyd's algorithm on the device; the
+//! method itself is defined with [`Codebook`] in codebook.rs) and the typed wrappers of
+//! `kernels/kmeans.cu`.
 //!
 //! ```no_run
 //! use tessera::{Codebook, Device, KmeansOptions};
@@ -18,7 +19,8 @@
 //! deterministic: the same seed gives the same codebook bit for bit on a backend, run after
 //! run; and because the update sums exactly as `src/reference/kmeans.rs` does, the Cpu
 //! backend (the f64 reference) gives the same codebook as the device whenever the
-//! assignments agree (well-separated data).
+//! assignments agree (well-separated data). The seeding agrees bit for bit whatever the
+//! data, given the same points: the reference computes D² in the kernel's order.
 //!
 //! Initialization: batched k-means++ ([`crate::reference::kmeans::plusplus_rows`]) — the
 //! first entry a uniformly drawn data row, then at most 32 rounds, each drawing
@@ -28,9 +30,8 @@
 //! without host round trips (`kmeans_plusplus_*`: two launches per round, at most 64 for
 //! any k). The rows are distinct unless the data has fewer than k distinct rows or one row
 //! holds more than a stratum of a round's mass (then an entry is a copy, re-seeded by the
-//! first update). An entry that no row chose in an
-//! assignment becomes a random data row (drawn in increasing entry order, counted in
-//! [`KmeansProgress::reseeded`]). For [`Metric::Cosine`] the rows are l2-normalized once,
+//! first update). An entry that no row chose in an assignment becomes a random data row
+//! (drawn in increasing entry order, counted in [`KmeansProgress::reseeded`]). For [`Metric::Cosine`] the rows are l2-normalized once,
 //! entries are means of unit rows (spherical k-means), and [`Codebook::new`] normalizes
 //! them for the search.
 

@@ -9,7 +9,8 @@
 //!   ([`PlusPlusPlan`]); each round's draws pick rows at stratified quantiles of the
 //!   squared distances to the nearest row picked so far ([`plusplus_pick`]). Rows already
 //!   picked have weight 0; with `k ≤ 33` this is classic k-means++ (Arthur &
-//!   Vassilvitskii 2007).
+//!   Vassilvitskii 2007). Unlike the rest of this file its distances are f32, summed in
+//!   the kernel's order ([`seeding_distance`]), so that every backend picks the same rows.
 //! - [`initial_rows`]: `k` distinct rows drawn uniformly (a partial Fisher–Yates shuffle),
 //!   for callers that want plain random seeding.
 //! - [`reseed_rows`]: after an assignment, each entry that no row chose (in increasing entry
@@ -124,7 +125,7 @@ pub fn seeding_distance<T: FloatElement>(x: &[T], c: &[T]) -> f32 {
 /// positive, row `⌊q · n⌋`. Rows of weight 0 (those already chosen) are never drawn.
 pub fn plusplus_pick(d2: &[f32], sums: &[f64], rows_per_block: usize, total: f64, q: f64) -> usize {
     let n = d2.len();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return ((q * n as f64) as usize).min(n - 1);
     }
     let target = q * total;
@@ -171,7 +172,7 @@ pub fn plusplus_pick(d2: &[f32], sums: &[f64], rows_per_block: usize, total: f64
 /// increasing row order, and two draws of a round pick the same row only if its weight
 /// exceeds `1/b` of the round's mass (then the entry is a copy, which an assignment leaves
 /// without members and the update re-seeds). With `k − 1 ≤ 32`, `b = 1`: classic
-/// k-means++. The device computes exactly this, bit for bit.
+/// k-means++. Given the same points, the device computes exactly this, bit for bit.
 pub fn plusplus_rows<T: FloatElement>(rng: &mut Rng, points: &[T], d: usize, k: usize) -> Vec<u32> {
     let n = points.len() / d;
     assert!(1 <= k && k <= n, "k = {k}, n = {n}");
