@@ -38,6 +38,12 @@
 //   codebook_distances_<T>   the unfused baseline's GEMM: writes the whole n×k matrix of
 //   codebook_argmin          ||e||² − 2z·e; then one warp per row finds its minimum.
 //                            (What `torch.cdist(z, e).argmin(-1)` does; benchmarks only.)
+//
+// Index arithmetic: code, row and dimension counters are u32; element offsets are size_t
+// (row · d in 64 bits). The wrapper (src/kernels/codebook.rs, `check_shape`) keeps k, n
+// and d ≤ 2^31, so a counter stepped by a tile (col0 += 64, base += 32, j += 32) stays below
+// 2^31 + 64 and never wraps (a wrapped counter would loop forever); the end of a codebook
+// split is computed in 64 bits.
 #include "argmin.cuh"
 #include "mma_tile.cuh"
 #include "simt_tile.cuh"
@@ -102,7 +108,8 @@ __device__ void search_simt(const T* __restrict__ z, const T* __restrict__ e, co
     const unsigned tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const unsigned row0 = blockIdx.x * tessera::SIMT_BM;
     const unsigned code_begin = blockIdx.y * codes_per_split;
-    const unsigned code_end = min(k, code_begin + codes_per_split);
+    // In 64 bits: code_begin + codes_per_split may pass 2^32 (k ≤ 2^31, see the header).
+    const unsigned code_end = (unsigned)min((unsigned long long)k, (unsigned long long)code_begin + codes_per_split);
     ArgMin best[4];
 #pragma unroll
     for (unsigned i = 0; i < 4; ++i) best[i].init();
@@ -143,7 +150,8 @@ __device__ void search_mma(const T* __restrict__ z, const T* __restrict__ e, con
     const unsigned g = lane / 4, t = lane % 4;
     const unsigned row0 = blockIdx.x * MMA_BM;
     const unsigned code_begin = blockIdx.y * codes_per_split;
-    const unsigned code_end = min(k, code_begin + codes_per_split);
+    // In 64 bits: code_begin + codes_per_split may pass 2^32 (k ≤ 2^31, see the header).
+    const unsigned code_end = (unsigned)min((unsigned long long)k, (unsigned long long)code_begin + codes_per_split);
     const unsigned chunks = (d + MMA_BK - 1) / MMA_BK;
     const unsigned tiles = (code_end - code_begin + MMA_BN - 1) / MMA_BN;
     const unsigned steps = tiles * chunks;

@@ -11,53 +11,50 @@
 // entry of each row, < k); reseed_rows [k] u32 (the data row an entry without members
 // becomes: the host draws them); out [k, d] T; status [1] u32 (atomicMin'ed with the first
 // row whose index is ≥ k; the caller initializes it to 0xffffffff). k-means++: d2 [n] f32;
-// block_sums [G] f64 (passed as unsigned long long words, the Rust side has no f64 buffer); uniforms [k − 1] u64 (raw 64-bit draws); chosen [k] u32 (chosen[0]
-// set by the host).
+// block_sums [G] f64 (passed as unsigned long long words, the Rust side has no f64 buffer);
+// uniforms [k − 1] u64 (raw 64-bit draws, draw g gives entry g + 1); chosen [k] u32
+// (chosen[0] set by the host).
 //
 // Kernels:
 //   kmeans_histogram          one thread per row: counts[indices[r]] += 1 with integer
 //                             atomics (integer addition commutes: deterministic), flags an
 //                             index ≥ k in the status word.
-//   kmeans_exclusive_scan     one block of KM_THREADS: out[i] = Σ_{j<i} in[j], out[len] =
-//                             total, in tiles of 256 (warp shuffle scan, warp totals through
-//                             shared memory, a running carry every thread keeps).
-//   kmeans_digit_counts       } one pass of a stable LSD radix sort of the rows by entry
-//   kmeans_digit_scatter      } (KM_RADIX_BITS = 8 bits per pass, ⌈log2 k / 8⌉ passes; the
-//                             wrapper scans the counts in between). Block b owns the rows
-//                             [b·KM_CHUNK, (b+1)·KM_CHUNK). Counts: a shared 256-bin histogram
-//                             of the block's digits, written digit-major (counts[digit·blocks
-//                             + b]), so their exclusive scan is the first output slot of
-//                             (digit, block) in (digit, block) order. Scatter: the block walks
-//                             its rows in 8 tiles of 256, thread t holding row t of the tile;
-//                             __match_any_sync on the digit gives each lane its peers in the
-//                             warp and its rank among them (popc of the lower peers); the
-//                             lowest peer writes the warp's count of that digit to shared
-//                             memory; thread t (digit t) turns the 8 warps' counts into
-//                             their first slots and advances its running cursor. A row's slot
-//                             = cursor base of (digit, warp) + rank: rows keep their order
-//                             within a digit, so after the last pass `rows` lists every
-//                             entry's members in increasing row order.
 //   kmeans_centroids_<T>      one thread per (entry e, dimension j) = global thread e·d + j
 //                             (a warp reads consecutive dimensions of one member row when d ≥
 //                             32): sums data[rows[m]·d + j] over the entry's segment
 //                             [offsets[e], offsets[e+1]) of the sorted rows in f64, in order.
 //                             An empty segment copies data row reseed_rows[e].
-//   kmeans_plusplus_distances_<T>  } k-means++ seeding, one round per entry after the first
-//   kmeans_plusplus_pick           } (all on the device, no host round trip): the distances
-//                             kernel gives block b of the grid the rows [b·R, (b+1)·R); warp w
-//                             takes rows b·R + w, + 8, ...; its lanes sum (x − c)² over the
-//                             dimensions (c = the entry chosen last round, read from
-//                             `chosen`) and lane 0 keeps d2[row] = min(d2[row], that) in f32;
-//                             after a barrier thread 0 sums the block's d2 in row order in f64
-//                             into block_sums[b]. The pick kernel (one thread) draws the next
-//                             row with probability ∝ d2: u = the round's 53-bit uniform from
-//                             the host's seeded generator, target = u·Σ_b block_sums[b]; it
-//                             walks the block sums, then the chosen block's rows, in f64, to the
-//                             first row whose running sum exceeds the target (the last row of
-//                             positive weight if rounding runs past the end; row ⌊u·n⌋ if every
-//                             weight is 0). A row already chosen has weight 0 and is never
-//                             drawn again. G = min(⌈n/256⌉, 1024) blocks, R = ⌈n/G⌉. Cost per
-//                             round: n·d reads + 2R + G sequential f64 adds; k − 1 rounds.
+//   kmeans_plusplus_distances_<T>  } batched k-means++ seeding (src/reference/kmeans.rs,
+//   kmeans_plusplus_pick           } `plusplus_rows`, defines it): the first entry is a row
+//                             the host drew (chosen[0]); then the k − 1 draws go B =
+//                             max(1, ⌈(k − 1)/32⌉) per round in ⌈(k − 1)/B⌉ ≤ 32 rounds, each
+//                             round = one distances launch + one pick launch, all on the
+//                             device (uniforms pre-drawn and uploaded once, no host round
+//                             trip). Distances: G = min(⌈n/256⌉, 1024) blocks, block b owns
+//                             the rows [b·R, (b+1)·R), R = ⌈n/G⌉; warp w takes rows b·R + w,
+//                             + 8, ...; for each centre the previous round chose
+//                             (chosen[begin..end)) its lanes sum (x − c)² over dimensions
+//                             lane, lane + 32, … with fmaf, warp_reduce_sum combines them,
+//                             and the row keeps d2[row] = min(d2[row], that) in f32 (a
+//                             running minimum: every centre is compared with every row once
+//                             over the whole seeding). After a barrier thread 0 sums the
+//                             block's d2 in row order in f64 into block_sums[b]. Pick: one
+//                             thread per draw i of the round (⌈B/256⌉ blocks): u = the draw's
+//                             53-bit uniform, q = (i + u)/B (stratified: draw i samples the
+//                             i-th B-quantile band of the D² mass), target = q·Σ_b
+//                             block_sums[b]; it walks the block sums, then the chosen block's
+//                             rows, in f64, to the first row whose running sum exceeds the
+//                             target (the last row of positive weight if rounding runs past
+//                             the end; row ⌊q·n⌋ if every weight is 0) and writes
+//                             chosen[1 + draw]. All draws of a round see the same d2, so
+//                             picks are in increasing row order; a row already chosen has
+//                             weight 0 and is never drawn again; two draws of a round share
+//                             a row only if its weight exceeds 1/B of the mass (the entry is
+//                             then a copy, deterministically; the first update re-seeds it).
+//                             Cost: 2·⌈(k − 1)/B⌉ ≤ 64 launches for any k (k = 65,536: 32
+//                             rounds of 2,048, 64 launches; the old one-entry-per-round
+//                             seeding took 2(k − 1) = 131,070); n·k·d distance terms in all,
+//                             plus per draw G + R sequential f64 adds, per round R.
 //   kmeans_centroids_v1_<T>   the plain variant the sorted one is checked against: one warp
 //                             per entry scans the whole index array 32 rows at a time; the
 //                             ballot of "row is mine" is walked lowest lane first (row order)
@@ -70,22 +67,18 @@
 //           the longest dependent chain is the largest cluster's f64 sum (row order is what
 //           makes it deterministic; a cluster of m rows costs m dependent f64 adds).
 //   v1:     k warps × n/32 ballots × ⌈d/32⌉ — O(n·k·d/32) index reads; fine for tests.
+//
+// Index arithmetic: row, entry and dimension counters are u32 and element offsets size_t
+// (row · d in 64 bits); the wrapper keeps n, k and d ≤ 2^31, so no counter stepped by a
+// block (256), a warp (32) or 4 can wrap past 2^32 (a wrapped loop counter never ends).
 #include "tessera.cuh"
 
-#define KM_THREADS 256                   // threads per block of every kernel in this file
+#define KM_THREADS 256  // threads per block of every kernel in this file
 #define KM_WARPS (KM_THREADS / 32)
-#define KM_RADIX_BITS 8
-#define KM_RADIX (1u << KM_RADIX_BITS)   // digits per radix pass
-#define KM_TILES 8                       // 256-row tiles per block of the radix kernels
-#define KM_CHUNK (KM_THREADS * KM_TILES)  // rows per block of the radix kernels
-static_assert(KM_RADIX == KM_THREADS, "thread t owns digit t in the radix kernels");
-static_assert(2 * KM_WARPS * KM_RADIX * 4 <= 24 * 1024, "scatter's shared memory");
 
 namespace {
 
 constexpr unsigned FULL = 0xffffffffu;
-
-__device__ __forceinline__ unsigned digit_of(unsigned key, unsigned shift) { return (key >> shift) & (KM_RADIX - 1u); }
 
 template <class T>
 __device__ __forceinline__ T mean_of(double sum, unsigned count) {
@@ -148,46 +141,53 @@ __device__ void centroids_v1(const T* __restrict__ data, const unsigned* __restr
 
 template <class T>
 __device__ void plusplus_distances(const T* __restrict__ data, float* __restrict__ d2, double* __restrict__ block_sums,
-                                   const unsigned* __restrict__ chosen, unsigned step, unsigned n, unsigned d,
-                                   unsigned rows_per_block) {
+                                   const unsigned* __restrict__ chosen, unsigned begin, unsigned end, unsigned n,
+                                   unsigned d, unsigned rows_per_block) {
     const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const size_t begin = (size_t)blockIdx.x * rows_per_block;
-    const size_t end = begin + rows_per_block < (size_t)n ? begin + rows_per_block : (size_t)n;
-    const T* c = data + (size_t)chosen[step - 1] * d;
-    for (size_t row = begin + warp; row < end; row += KM_WARPS) {  // warp-uniform
+    const size_t row0 = (size_t)blockIdx.x * rows_per_block;
+    const size_t row_end = row0 + rows_per_block < (size_t)n ? row0 + rows_per_block : (size_t)n;
+    for (size_t row = row0 + warp; row < row_end; row += KM_WARPS) {  // warp-uniform
         const T* x = data + row * d;
-        float s = 0.0f;
-        for (unsigned j = lane; j < d; j += 32) {
-            const float diff = tessera::to_float(x[j]) - tessera::to_float(c[j]);
-            s = fmaf(diff, diff, s);
+        float best = begin == 0 ? __int_as_float(0x7f800000) : d2[row];
+        for (unsigned c = begin; c < end; ++c) {  // the centres the previous round chose
+            const T* e = data + (size_t)chosen[c] * d;
+            float s = 0.0f;
+            for (unsigned j = lane; j < d; j += 32) {
+                const float diff = tessera::to_float(x[j]) - tessera::to_float(e[j]);
+                s = fmaf(diff, diff, s);
+            }
+            best = fminf(best, tessera::warp_reduce_sum(s));
         }
-        s = tessera::warp_reduce_sum(s);
-        if (lane == 0) d2[row] = step == 1 ? s : fminf(d2[row], s);
+        if (lane == 0) d2[row] = best;
     }
     __syncthreads();  // the block's d2 writes are visible to thread 0
     if (threadIdx.x == 0) {
         double sum = 0.0;
-        for (size_t row = begin; row < end; ++row) sum += (double)d2[row];
+        for (size_t row = row0; row < row_end; ++row) sum += (double)d2[row];
         block_sums[blockIdx.x] = sum;
     }
 }
 
 }  // namespace
 
-TESSERA_KERNEL void __launch_bounds__(32)
+TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
     kmeans_plusplus_pick(const float* d2, const unsigned long long* block_sums, const unsigned long long* uniforms,
-                         unsigned* chosen, unsigned step, unsigned n, unsigned rows_per_block, unsigned blocks) {
-    if (threadIdx.x != 0) return;
+                         unsigned* chosen, unsigned first_draw, unsigned draws, unsigned n, unsigned rows_per_block,
+                         unsigned blocks) {
+    const unsigned i = blockIdx.x * KM_THREADS + threadIdx.x;  // draw i of this round
+    if (i >= draws) return;
     const double* sums = reinterpret_cast<const double*>(block_sums);
-    const double u = (double)(uniforms[step - 1] >> 11) * 0x1p-53;  // [0, 1)
+    const double u = (double)(uniforms[first_draw + i] >> 11) * 0x1p-53;  // [0, 1)
+    const double q = ((double)i + u) / (double)draws;                      // stratum i of `draws`
+    unsigned* out = chosen + 1 + first_draw + i;
     double total = 0.0;
     for (unsigned b = 0; b < blocks; ++b) total += sums[b];
     if (!(total > 0.0)) {
-        const unsigned r = (unsigned)(u * (double)n);
-        chosen[step] = r < n ? r : n - 1;
+        const unsigned r = (unsigned)(q * (double)n);
+        *out = r < n ? r : n - 1;
         return;
     }
-    const double target = u * total;
+    const double target = __dmul_rn(q, total);  // never contracted into `target − cum`
     double cum = 0.0;
     unsigned b = 0, last_b = 0;
     for (; b < blocks; ++b) {
@@ -203,21 +203,19 @@ TESSERA_KERNEL void __launch_bounds__(32)
     const size_t begin = (size_t)b * rows_per_block;
     const size_t end = begin + rows_per_block < (size_t)n ? begin + rows_per_block : (size_t)n;
     double run = 0.0;
-    size_t pick = begin, last = begin;
-    bool found = false;
+    size_t last = begin;
     for (size_t row = begin; row < end; ++row) {
         const float w = d2[row];
         if (w > 0.0f) {
             last = row;
             run += (double)w;
             if (!past_end && run > rest) {
-                pick = row;
-                found = true;
-                break;
+                *out = (unsigned)row;
+                return;
             }
         }
     }
-    chosen[step] = (unsigned)(found ? pick : last);
+    *out = (unsigned)last;
 }
 
 TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
@@ -229,88 +227,6 @@ TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
         atomicMin(status, r);
     } else {
         atomicAdd(&counts[e], 1u);
-    }
-}
-
-TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
-    kmeans_exclusive_scan(const unsigned* src, unsigned* dst, unsigned len) {
-    __shared__ unsigned warp_totals[KM_WARPS];
-    const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    unsigned carry = 0;  // identical in every thread
-    for (unsigned base = 0; base < len; base += KM_THREADS) {
-        const unsigned i = base + tid;
-        const unsigned v = i < len ? src[i] : 0u;
-        unsigned x = v;  // inclusive scan within the warp
-#pragma unroll
-        for (unsigned o = 1; o < 32; o <<= 1) {
-            const unsigned y = __shfl_up_sync(FULL, x, o);
-            if (lane >= o) x += y;
-        }
-        if (lane == 31) warp_totals[warp] = x;
-        __syncthreads();
-        unsigned before = 0, total = 0;
-#pragma unroll
-        for (unsigned w = 0; w < KM_WARPS; ++w) {
-            const unsigned t = warp_totals[w];
-            before += w < warp ? t : 0u;
-            total += t;
-        }
-        if (i < len) dst[i] = carry + before + x - v;
-        carry += total;
-        __syncthreads();  // warp_totals is rewritten by the next tile
-    }
-    if (tid == 0) dst[len] = carry;
-}
-
-TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
-    kmeans_digit_counts(const unsigned* keys, unsigned* counts, unsigned n, unsigned shift) {
-    __shared__ unsigned hist[KM_RADIX];
-    const unsigned tid = threadIdx.x;
-    hist[tid] = 0;
-    __syncthreads();
-    const size_t begin = (size_t)blockIdx.x * KM_CHUNK;
-    const size_t end = begin + KM_CHUNK < (size_t)n ? begin + KM_CHUNK : (size_t)n;
-    for (size_t r = begin + tid; r < end; r += KM_THREADS) atomicAdd(&hist[digit_of(keys[r], shift)], 1u);
-    __syncthreads();
-    counts[(size_t)tid * gridDim.x + blockIdx.x] = hist[tid];
-}
-
-TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
-    kmeans_digit_scatter(const unsigned* keys_in, const unsigned* rows_in, const unsigned* offsets,
-                         unsigned* keys_out, unsigned* rows_out, unsigned n, unsigned shift, unsigned first_pass) {
-    __shared__ unsigned warp_count[KM_WARPS][KM_RADIX];  // rows of digit t in warp w (this tile)
-    __shared__ unsigned warp_first[KM_WARPS][KM_RADIX];  // first slot of digit t for warp w
-    const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    unsigned cursor = offsets[(size_t)tid * gridDim.x + blockIdx.x];  // next slot of digit tid
-#pragma unroll
-    for (unsigned w = 0; w < KM_WARPS; ++w) warp_count[w][tid] = 0;
-    __syncthreads();
-    const size_t begin = (size_t)blockIdx.x * KM_CHUNK;
-    for (unsigned t = 0; t < KM_TILES; ++t) {
-        const size_t tile0 = begin + (size_t)t * KM_THREADS;
-        if (tile0 >= n) break;  // block-uniform
-        const size_t row = tile0 + tid;
-        const bool valid = row < n;
-        const unsigned key = valid ? keys_in[row] : 0u;
-        const unsigned digit = valid ? digit_of(key, shift) : KM_RADIX;  // padding lanes: a group of their own
-        const unsigned peers = __match_any_sync(FULL, digit);
-        const unsigned rank = __popc(peers & ((1u << lane) - 1u));
-        if (valid && rank == 0) warp_count[warp][digit] = __popc(peers);
-        __syncthreads();
-#pragma unroll
-        for (unsigned w = 0; w < KM_WARPS; ++w) {
-            const unsigned c = warp_count[w][tid];
-            warp_first[w][tid] = cursor;
-            cursor += c;
-            warp_count[w][tid] = 0;
-        }
-        __syncthreads();
-        if (valid) {
-            const unsigned slot = warp_first[warp][digit] + rank;
-            keys_out[slot] = key;
-            rows_out[slot] = first_pass ? (unsigned)row : rows_in[row];
-        }
-        // The next tile's first barrier orders these reads before warp_first is rewritten.
     }
 }
 
@@ -326,10 +242,11 @@ TESSERA_KERNEL void __launch_bounds__(KM_THREADS)
         centroids_v1<T>(data, indices, reseed_rows, out, n, k, d);                                                \
     }                                                                                                             \
     TESSERA_KERNEL void __launch_bounds__(KM_THREADS)                                                             \
-        kmeans_plusplus_distances_##SUFFIX(const T* data, float* d2, unsigned long long* block_sums,                \
-                                           const unsigned* chosen, unsigned step, unsigned n, unsigned d,          \
-                                           unsigned rows_per_block) {                                             \
-        plusplus_distances<T>(data, d2, reinterpret_cast<double*>(block_sums), chosen, step, n, d, rows_per_block); \
+        kmeans_plusplus_distances_##SUFFIX(const T* data, float* d2, unsigned long long* block_sums,              \
+                                           const unsigned* chosen, unsigned begin, unsigned end, unsigned n,     \
+                                           unsigned d, unsigned rows_per_block) {                                \
+        plusplus_distances<T>(data, d2, reinterpret_cast<double*>(block_sums), chosen, begin, end, n, d,          \
+                              rows_per_block);                                                                    \
     }
 
 KMEANS_KERNELS(float, f32)

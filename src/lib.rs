@@ -24,9 +24,7 @@ pub use kernels::binary_quant::{
 };
 pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
 pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM, FSQ_MAX_THRESHOLDS};
-pub use kernels::kmeans::{
-    sort_rows_by_entry, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
-};
+pub use kernels::kmeans::{update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress};
 pub use kernels::residual_vq::{ResidualVq, ResidualVqOutput};
 
 /// Facts about the CUDA side of this build and host, for `tessera doctor`.

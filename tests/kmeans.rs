@@ -7,8 +7,8 @@ use half::{bf16, f16};
 use proptest::prelude::*;
 use tessera::reference::kmeans as reference;
 use tessera::{
-    sort_rows_by_entry, update_centroids, CentroidKernel, Codebook, Device, Error, FloatElement, KmeansOptions,
-    KmeansProgress, Metric, SearchOptions,
+    update_centroids, CentroidKernel, Codebook, Device, Error, FloatElement, KmeansOptions, KmeansProgress, Metric,
+    SearchOptions,
 };
 
 /// A small seeded generator for test data (xorshift32 + Box–Muller).
@@ -208,6 +208,33 @@ fn unused_entries_are_reseeded() {
 }
 
 #[test]
+fn seeding_rounds_do_not_grow_with_k() {
+    // Two launches per round on the device: 64 for k = 65,536 (it was 2(k − 1) = 131,070).
+    let plan = reference::PlusPlusPlan::new(65_536);
+    assert_eq!((plan.batch, plan.rounds), (2048, 32));
+    assert!((1..=100_000).step_by(997).all(|k| reference::PlusPlusPlan::new(k).rounds <= 32));
+    // k ≤ 33: one centre per round, classic k-means++.
+    assert_eq!(reference::PlusPlusPlan::new(33).batch, 1);
+}
+
+#[test]
+fn batched_seeding_matches_the_cpu_backend() {
+    // k − 1 = 99 draws: 25 rounds of 4; the emulator's rows equal the reference's.
+    let (n, d, k) = (900, 5, 100);
+    let data: Vec<f32> = uniform_rows(n, d, 8);
+    let options = KmeansOptions { iterations: 0, seed: 12, ..KmeansOptions::new(d, k) };
+    let rows = reference::plusplus_rows(&mut reference::Rng::new(12), &data, d, k);
+    let mut distinct = rows.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), k, "no row holds a quarter of a round's mass here: all distinct");
+    let want: Vec<f32> = rows.iter().flat_map(|&r| data[r as usize * d..(r as usize + 1) * d].to_vec()).collect();
+    for device in [Device::emulator(), Device::cpu()] {
+        assert_eq!(fit(&device, &data, &options).0, want, "{}", device.name());
+    }
+}
+
+#[test]
 fn zero_iterations_return_the_kmeans_plus_plus_rows() {
     let (n, d, k) = (64, 3, 8);
     let data: Vec<f32> = uniform_rows(n, d, 2);
@@ -250,19 +277,8 @@ fn check_centroids<T: FloatElement>(
             };
         }
     }
-    let sorted = {
-        let mut rows: Vec<u32> = (0..n as u32).collect();
-        rows.sort_by_key(|&r| indices[r as usize]);
-        rows
-    };
     for device in common::kernel_devices("kmeans").into_iter().chain([Device::cpu()]) {
         let ix = device.upload(indices).unwrap();
-        assert_eq!(
-            sort_rows_by_entry(&device, &ix, k).unwrap().download().unwrap(),
-            sorted,
-            "sort n={n} k={k} on {}",
-            device.name()
-        );
         for &kernel in kernels {
             let ctx = format!("{:?} {kernel:?} n={n} k={k} d={d} on {}", T::DTYPE, device.name());
             let got = update_centroids(&device, &device.upload(&data).unwrap(), d, &ix, k, &reseed, kernel).unwrap();
@@ -363,6 +379,9 @@ fn bad_arguments_are_typed_errors() {
     assert!(matches!(update(&ix, 4, &[0; 3]), Err(Error::LengthMismatch { arg: "reseed_rows", .. })));
     assert!(matches!(update(&ix, 4, &[0, 0, 10, 0]), Err(Error::InvalidArgument { arg: "reseed_rows", .. })));
     assert!(matches!(update(&ix, 0, &[]), Err(Error::InvalidArgument { arg: "k", .. })));
+    // Past the kernels' u32 loop limit (2^31): rejected by shape, before anything is read.
+    assert!(matches!(update(&ix, (1 << 31) + 1, &[]), Err(Error::InvalidArgument { arg: "k", .. })));
+    assert!(matches!(update(&ix, u32::MAX as usize, &[]), Err(Error::InvalidArgument { arg: "k", .. })));
     assert!(matches!(
         update(&device.upload(&[0u32; 9]).unwrap(), 4, &[0; 4]),
         Err(Error::LengthMismatch { arg: "indices", .. })
@@ -373,4 +392,10 @@ fn bad_arguments_are_typed_errors() {
     ));
     let r = update_centroids(&device, &data, 0, &ix, 4, &[0; 4], CentroidKernel::Simple);
     assert!(matches!(r, Err(Error::InvalidArgument { arg: "dim", .. })));
+    let r = update_centroids(&device, &data, (1 << 31) + 1, &ix, 4, &[0; 4], CentroidKernel::Sorted);
+    assert!(matches!(r, Err(Error::InvalidArgument { arg: "dim", .. })));
+    assert!(matches!(
+        fit(&device, &data, KmeansOptions { dim: (1 << 31) + 1, ..o }),
+        Err(Error::InvalidArgument { arg: "options.dim", .. })
+    ));
 }

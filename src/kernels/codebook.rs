@@ -23,6 +23,7 @@
 use crate::device::{BackendKind, BufferView, DType, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{row_count, RowStatus};
+use crate::kernels::kmeans::{KmeansOptions, KmeansProgress};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::codebook as reference;
 pub use crate::reference::codebook::Metric;
@@ -39,6 +40,30 @@ const MMA_MAX_D: usize = 512;
 const MIN_CODES_PER_SPLIT: usize = 256;
 /// Blocks to aim for when splitting: two waves of an H100's 132 SMs.
 const TARGET_BLOCKS: usize = 264;
+/// Most entries of a codebook, latents of a search call and dimensions of a row: 2^31. The
+/// kernels count codes, rows and dimensions in u32 and step them by a tile (64 codes, 32
+/// dimensions); below 2^31 a stepped counter cannot wrap past 2^32 (which would never end
+/// the loop). Element offsets (row · d) are 64-bit in the kernels, so k·d and n·d are
+/// limited only by memory.
+pub(crate) const MAX_INDEX: usize = 1 << 31;
+
+/// The shape limits of a codebook search: `k` entries (named `entries`), `n` latents
+/// (named `z`) and `d` dimensions (named `dim`), each at most [`MAX_INDEX`].
+pub(crate) fn check_shape(k: usize, n: usize, d: usize) -> Result<()> {
+    if k > MAX_INDEX {
+        return Err(Error::invalid(
+            "entries",
+            format!("{k} entries; a codebook holds at most 2^31 (the kernels' u32 code counters)"),
+        ));
+    }
+    if n > MAX_INDEX {
+        return Err(Error::invalid("z", format!("{n} latents; at most 2^31 per call")));
+    }
+    if d > MAX_INDEX {
+        return Err(Error::invalid("dim", format!("d = {d}; at most 2^31")));
+    }
+    Ok(())
+}
 
 declare_kernels! {
     /// C: `codebook_rows_<T>(const T* src, T* dst, float* sqnorm, unsigned* status,
@@ -149,12 +174,15 @@ impl<T: FloatElement> std::fmt::Debug for Codebook<T> {
 
 impl<T: FloatElement> Codebook<T> {
     /// Prepares `entries` (`[k, dim]` row-major). Errors: `dim = 0`; a length that is not a
-    /// multiple of `dim`; `k = 0`; `k ≥ 2^32 − 1` (more than the u32 index type holds); a
-    /// non-finite entry ([`Error::InvalidValue`] naming its row).
+    /// multiple of `dim`; `k = 0`; `k > 2^31` or `dim > 2^31` (the kernels count codes and
+    /// dimensions in u32 and step them by tiles: the limit keeps every loop finite); a
+    /// non-finite entry ([`Error::InvalidValue`] naming its row). A search takes at most
+    /// 2^31 latents per call.
     pub fn new(device: &Device, entries: DeviceBuffer<T>, dim: usize, metric: Metric) -> Result<Self> {
         if dim == 0 {
             return Err(Error::invalid("dim", "must be at least 1"));
         }
+        check_shape(0, 0, dim)?;
         device.check_same("entries", entries.device())?;
         if entries.len() % dim != 0 {
             return Err(Error::invalid(
@@ -166,12 +194,29 @@ impl<T: FloatElement> Codebook<T> {
         if k == 0 {
             return Err(Error::invalid("entries", "a codebook needs at least one entry"));
         }
-        if k >= u32::MAX as usize {
-            return Err(Error::invalid("entries", format!("{k} entries do not fit the u32 index type")));
-        }
+        check_shape(k, 0, dim)?;
         let (normalized, sqnorm) =
             row_norms(device, entries.as_view(), k, dim, metric == Metric::Cosine, "Codebook::new", "entries")?;
         Ok(Codebook { entries, normalized, sqnorm, k, d: dim, metric })
+    }
+
+    /// Fits a `[k, dim]` codebook to the rows of `data` (`[n, dim]` row-major) with Lloyd's
+    /// k-means, seeded by batched k-means++ ([`crate::reference::kmeans::plusplus_rows`]
+    /// defines it; at most 64 launches for any k). Every step is deterministic: the same seed
+    /// gives the same codebook, and the Cpu backend gives the device's codebook whenever the
+    /// assignments agree (src/kernels/kmeans.rs, the driver, says more). `progress` is called
+    /// after every iteration.
+    ///
+    /// Errors: `options.dim = 0` or `> 2^31`; `data` not a whole number of rows, or more than
+    /// 2^31 rows; `options.k = 0` or larger than the number of rows; a non-finite value in `data` ([`Error::InvalidValue`]
+    /// naming its first row); `data` on another device.
+    pub fn fit(
+        device: &Device,
+        data: &DeviceBuffer<T>,
+        options: &KmeansOptions,
+        progress: &mut dyn FnMut(&KmeansProgress),
+    ) -> Result<Self> {
+        crate::kernels::kmeans::fit_codebook(device, data, options, progress)
     }
 
     /// Number of entries `k`.
@@ -285,6 +330,7 @@ impl<T: FloatElement> Codebook<T> {
             ));
         }
         let n = z.len() / self.d;
+        check_shape(self.k, n, self.d)?;
         let n32 = row_count(n, "z")?;
         let mut plan = self.plan(n, options)?;
         if device.kind() == BackendKind::Cpu {
@@ -486,5 +532,31 @@ fn mean_in_order(block_sums: &[f32], n: usize) -> f64 {
         0.0
     } else {
         block_sums.iter().map(|&s| s as f64).sum::<f64>() / n as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_past_the_u32_loop_limit_are_typed_errors() {
+        // 2^31 entries cannot be allocated in a test; the check is what Codebook::new and
+        // every search call run first.
+        assert!(check_shape(MAX_INDEX, MAX_INDEX, MAX_INDEX).is_ok());
+        assert!(check_shape(1, 0, 1).is_ok());
+        let arg = |r: Result<()>| match r {
+            Err(Error::InvalidArgument { arg, .. }) => arg,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(arg(check_shape(MAX_INDEX + 1, 1, 8)), "entries");
+        assert_eq!(arg(check_shape(u32::MAX as usize, 1, 8)), "entries");
+        assert_eq!(arg(check_shape(1 << 40, 1, 8)), "entries");
+        assert_eq!(arg(check_shape(16, MAX_INDEX + 1, 8)), "z");
+        assert_eq!(arg(check_shape(16, 1, MAX_INDEX + 1)), "dim");
+        // The dimension is checked before the entries' length: a shape-only path.
+        let device = Device::emulator();
+        let entries = device.upload(&[0.5f32; 10]).unwrap();
+        assert_eq!(arg(Codebook::new(&device, entries, MAX_INDEX + 1, Metric::SquaredL2).map(|_| ())), "dim");
     }
 }

@@ -1,5 +1,6 @@
-//! k-means codebooks: [`Codebook::fit`] (Lloyd's algorithm on the device) and the typed
-//! wrappers of `kernels/kmeans.cu`.
+//! k-means codebooks: the driver of [`Codebook::fit`] (Lloyd's algorithm on the device; the
+//! method itself is defined with [`Codebook`] in codebook.rs) and the typed wrappers of
+//! `kernels/kmeans.cu`.
 //!
 //! ```no_run
 //! use tessera::{Codebook, Device, KmeansOptions};
@@ -18,16 +19,19 @@
 //! deterministic: the same seed gives the same codebook bit for bit on a backend, run after
 //! run; and because the update sums exactly as `src/reference/kmeans.rs` does, the Cpu
 //! backend (the f64 reference) gives the same codebook as the device whenever the
-//! assignments agree (well-separated data).
+//! assignments agree (well-separated data). The seeding agrees bit for bit whatever the
+//! data, given the same points: the reference computes D² in the kernel's order.
 //!
-//! Initialization: k-means++ (Arthur & Vassilvitskii 2007) — the first entry a uniformly
-//! drawn data row, each next one a data row drawn with probability ∝ its squared distance
-//! to the nearest entry so far — with the seeded splitmix64 generator of
-//! [`crate::reference::kmeans`], run on the device without host round trips
-//! (`kmeans_plusplus_*`: k − 1 rounds of one pass over the data). The k rows are distinct
-//! unless the data has fewer than k distinct rows. An entry that no row chose in an
-//! assignment becomes a random data row (drawn in increasing entry order, counted in
-//! [`KmeansProgress::reseeded`]). For [`Metric::Cosine`] the rows are l2-normalized once,
+//! Initialization: batched k-means++ ([`crate::reference::kmeans::plusplus_rows`]) — the
+//! first entry a uniformly drawn data row, then at most 32 rounds, each drawing
+//! `⌈(k − 1) / 32⌉` data rows at stratified quantiles of their squared distance to the
+//! nearest entry so far (classic k-means++, Arthur & Vassilvitskii 2007, when k ≤ 33) —
+//! with the seeded splitmix64 generator of [`crate::reference::kmeans`], run on the device
+//! without host round trips (`kmeans_plusplus_*`: two launches per round, at most 64 for
+//! any k). The rows are distinct unless the data has fewer than k distinct rows or one row
+//! holds more than a stratum of a round's mass (then an entry is a copy, re-seeded by the
+//! first update). An entry that no row chose in an assignment becomes a random data row
+//! (drawn in increasing entry order, counted in [`KmeansProgress::reseeded`]). For [`Metric::Cosine`] the rows are l2-normalized once,
 //! entries are means of unit rows (spherical k-means), and [`Codebook::new`] normalizes
 //! them for the search.
 
@@ -36,34 +40,22 @@ use crate::error::{Error, Result};
 use crate::kernels::checks::RowStatus;
 use crate::kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath};
 use crate::kernels::launch::LaunchConfig;
+use crate::kernels::radix_sort::{exclusive_scan, sort_rows_by_key};
 use crate::reference::kmeans as reference;
 
 /// Threads per block of every kernel of kmeans.cu (`KM_THREADS`).
 const THREADS: u32 = 256;
 /// Entries (warps) per block of the v1 centroid kernel.
 const WARPS: usize = 8;
-/// Bits of the entry index sorted per radix pass (`KM_RADIX_BITS`).
-const RADIX_BITS: u32 = 8;
-/// Digits per radix pass (`KM_RADIX`).
-const RADIX: usize = 1 << RADIX_BITS;
-/// Rows per block of the radix kernels (`KM_CHUNK`).
-const CHUNK: usize = 256 * 8;
-/// Most rows a fit or an update takes (index arithmetic in the kernels stays in u32).
-const MAX_ROWS: usize = u32::MAX as usize - CHUNK;
+/// Most rows a fit or an update takes, and most entries (k ≤ n): 2^31, the limit of the
+/// search (`codebook::MAX_INDEX`). Row and entry counters in the kernels are u32, stepped
+/// by up to 256 (a block) or 32 (a warp); below 2^31 none can wrap.
+const MAX_ROWS: usize = crate::kernels::codebook::MAX_INDEX;
 
 declare_kernels! {
     /// C: `kmeans_histogram(const unsigned* indices, unsigned* counts, unsigned* status,
     ///     unsigned n, unsigned k)`
     fn kmeans_histogram(indices: input u32, counts: output u32, status: output u32, n: scalar u32, k: scalar u32);
-    /// C: `kmeans_exclusive_scan(const unsigned* src, unsigned* dst, unsigned len)` — one block.
-    fn kmeans_exclusive_scan(src: input u32, dst: output u32, len: scalar u32);
-    /// C: `kmeans_digit_counts(const unsigned* keys, unsigned* counts, unsigned n, unsigned shift)`
-    fn kmeans_digit_counts(keys: input u32, counts: output u32, n: scalar u32, shift: scalar u32);
-    /// C: `kmeans_digit_scatter(const unsigned* keys_in, const unsigned* rows_in,
-    ///     const unsigned* offsets, unsigned* keys_out, unsigned* rows_out, unsigned n,
-    ///     unsigned shift, unsigned first_pass)`
-    fn kmeans_digit_scatter(keys_in: input u32, rows_in: input u32, offsets: input u32, keys_out: output u32,
-        rows_out: output u32, n: scalar u32, shift: scalar u32, first_pass: scalar u32);
     /// C: `kmeans_centroids_<T>(const T* data, const unsigned* rows, const unsigned* offsets,
     ///     const unsigned* reseed_rows, T* out, unsigned k, unsigned d)`
     fn kmeans_centroids<T: f32 | f16 | bf16>(data: input T, rows: input u32, offsets: input u32,
@@ -72,20 +64,20 @@ declare_kernels! {
     ///     const unsigned* reseed_rows, T* out, unsigned n, unsigned k, unsigned d)`
     fn kmeans_centroids_v1<T: f32 | f16 | bf16>(data: input T, indices: input u32, reseed_rows: input u32,
         out: output T, n: scalar u32, k: scalar u32, d: scalar u32);
-    /// C: `kmeans_plusplus_distances_<T>(const T* data, float* d2, double* block_sums,
-    ///     const unsigned* chosen, unsigned step, unsigned n, unsigned d, unsigned rows_per_block)`;
-    /// `block_sums` holds f64 values in a u64 buffer (the crate has no f64 element type).
+    /// C: `kmeans_plusplus_distances_<T>(const T* data, float* d2, unsigned long long* block_sums,
+    ///     const unsigned* chosen, unsigned begin, unsigned end, unsigned n, unsigned d,
+    ///     unsigned rows_per_block)`; `block_sums` holds f64 values in a u64 buffer (the crate
+    ///     has no f64 element type).
     fn kmeans_plusplus_distances<T: f32 | f16 | bf16>(data: input T, d2: output f32, block_sums: output u64,
-        chosen: input u32, step: scalar u32, n: scalar u32, d: scalar u32, rows_per_block: scalar u32);
-    /// C: `kmeans_plusplus_pick(const float* d2, const double* block_sums,
-    ///     const unsigned long long* uniforms, unsigned* chosen, unsigned step, unsigned n,
-    ///     unsigned rows_per_block, unsigned blocks)` — one thread.
+        chosen: input u32, begin: scalar u32, end: scalar u32, n: scalar u32, d: scalar u32,
+        rows_per_block: scalar u32);
+    /// C: `kmeans_plusplus_pick(const float* d2, const unsigned long long* block_sums,
+    ///     const unsigned long long* uniforms, unsigned* chosen, unsigned first_draw,
+    ///     unsigned draws, unsigned n, unsigned rows_per_block, unsigned blocks)` — one thread
+    ///     per draw of the round.
     fn kmeans_plusplus_pick(d2: input f32, block_sums: input u64, uniforms: input u64, chosen: output u32,
-        step: scalar u32, n: scalar u32, rows_per_block: scalar u32, blocks: scalar u32);
+        first_draw: scalar u32, draws: scalar u32, n: scalar u32, rows_per_block: scalar u32, blocks: scalar u32);
 }
-
-/// Most blocks of the k-means++ distance kernel (each sums its rows for the pick).
-const PLUSPLUS_MAX_BLOCKS: usize = 1024;
 
 /// What [`Codebook::fit`] fits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,8 +141,8 @@ pub struct CentroidUpdate<T: FloatElement> {
 /// f32 then `T` — or, if no row has index `e`, the data row `reseed_rows[e]`. Deterministic,
 /// and equal bit for bit to [`crate::reference::kmeans::means`].
 ///
-/// Errors: `dim = 0`; `data` not a whole number of rows, or without rows; `indices` not of
-/// length n; `k = 0`; `reseed_rows` not of length `k` or naming a row ≥ n; an index ≥ `k`
+/// Errors: `dim = 0` or `dim > 2^31`; `data` not a whole number of rows, or without rows, or more than 2^31
+/// rows; `indices` not of length n; `k = 0` or `k > 2^31`; `reseed_rows` not of length `k` or naming a row ≥ n; an index ≥ `k`
 /// ([`Error::InvalidValue`] naming its row, found by the histogram kernel); buffers of
 /// another device.
 pub fn update_centroids<T: FloatElement>(
@@ -162,8 +154,8 @@ pub fn update_centroids<T: FloatElement>(
     reseed_rows: &[u32],
     kernel: CentroidKernel,
 ) -> Result<CentroidUpdate<T>> {
-    if dim == 0 {
-        return Err(Error::invalid("dim", "must be at least 1"));
+    if dim == 0 || dim > MAX_ROWS {
+        return Err(Error::invalid("dim", format!("d = {dim}: must be in 1..=2^31")));
     }
     device.check_same("data", data.device())?;
     device.check_same("indices", indices.device())?;
@@ -174,8 +166,8 @@ pub fn update_centroids<T: FloatElement>(
     if indices.len() != n {
         return Err(Error::LengthMismatch { arg: "indices", expected: n, actual: indices.len() });
     }
-    if k == 0 || k > u32::MAX as usize {
-        return Err(Error::invalid("k", format!("{k} entries: must be in 1..=2^32 − 1")));
+    if k == 0 || k > MAX_ROWS {
+        return Err(Error::invalid("k", format!("{k} entries: must be in 1..=2^31")));
     }
     if reseed_rows.len() != k {
         return Err(Error::LengthMismatch { arg: "reseed_rows", expected: k, actual: reseed_rows.len() });
@@ -209,58 +201,6 @@ pub fn update_centroids<T: FloatElement>(
     Ok(CentroidUpdate { centroids, counts: counts.download()? })
 }
 
-/// The rows of `data` sorted by entry, stable (each entry's rows in increasing order): one
-/// `kmeans_digit_counts` / scan / `kmeans_digit_scatter` round per 8 bits of `k − 1`.
-pub fn sort_rows_by_entry(device: &Device, indices: &DeviceBuffer<u32>, k: usize) -> Result<DeviceBuffer<u32>> {
-    let n = indices.len();
-    if n > MAX_ROWS {
-        return Err(Error::invalid("indices", format!("{n} rows; at most {MAX_ROWS}")));
-    }
-    if device.kind() == BackendKind::Cpu {
-        let idx = indices.download()?;
-        let mut rows: Vec<u32> = (0..n as u32).collect();
-        rows.sort_by_key(|&r| idx[r as usize]); // stable
-        return device.upload(&rows);
-    }
-    let bits = if k <= 1 { 0 } else { usize::BITS - (k - 1).leading_zeros() };
-    let passes = bits.div_ceil(RADIX_BITS).max(1);
-    let blocks = n.div_ceil(CHUNK);
-    let cfg = LaunchConfig::for_items(n, CHUNK, THREADS, 0)?;
-    let mut counts = device.zeros::<u32>(RADIX * blocks)?;
-    let (mut keys_a, mut rows_a) = (device.zeros::<u32>(n)?, device.zeros::<u32>(n)?);
-    let (mut keys_b, mut rows_b) = (device.zeros::<u32>(n)?, device.zeros::<u32>(n)?);
-    for pass in 0..passes {
-        let shift = pass * RADIX_BITS;
-        {
-            let keys_in = if pass == 0 { indices } else { &keys_a };
-            kmeans_digit_counts(device, &cfg, keys_in, &mut counts, n as u32, shift)?;
-            let offsets = exclusive_scan(device, &counts)?;
-            kmeans_digit_scatter(
-                device,
-                &cfg,
-                keys_in,
-                &rows_a,
-                &offsets,
-                &mut keys_b,
-                &mut rows_b,
-                n as u32,
-                shift,
-                u32::from(pass == 0),
-            )?;
-        }
-        std::mem::swap(&mut keys_a, &mut keys_b);
-        std::mem::swap(&mut rows_a, &mut rows_b);
-    }
-    Ok(rows_a)
-}
-
-/// `[len + 1]`: the exclusive prefix sums of `src` and the total.
-fn exclusive_scan(device: &Device, src: &DeviceBuffer<u32>) -> Result<DeviceBuffer<u32>> {
-    let mut dst = device.zeros::<u32>(src.len() + 1)?;
-    kmeans_exclusive_scan(device, &LaunchConfig::linear(1, THREADS, 0), src, &mut dst, src.len() as u32)?;
-    Ok(dst)
-}
-
 /// The sorted update, given valid indices and their histogram.
 fn sorted_update<T: FloatElement>(
     device: &Device,
@@ -271,7 +211,7 @@ fn sorted_update<T: FloatElement>(
     k: usize,
     reseed: &DeviceBuffer<u32>,
 ) -> Result<DeviceBuffer<T>> {
-    let rows = sort_rows_by_entry(device, indices, k)?;
+    let rows = sort_rows_by_key(device, indices, k)?;
     let offsets = exclusive_scan(device, counts)?;
     let mut out = device.zeros::<T>(k * dim)?;
     let cfg = LaunchConfig::for_items(k * dim, THREADS as usize, THREADS, 0)?;
@@ -294,89 +234,96 @@ fn rows_of<T: FloatElement>(data: &DeviceBuffer<T>, dim: usize) -> Result<usize>
     Ok(n)
 }
 
-impl<T: FloatElement> Codebook<T> {
-    /// Fits a `[k, dim]` codebook to the rows of `data` (`[n, dim]` row-major) with Lloyd's
-    /// k-means; see the module documentation for the algorithm and its determinism.
-    /// `progress` is called after every iteration.
-    ///
-    /// Errors: `options.dim = 0`; `data` not a whole number of rows; `options.k = 0` or
-    /// larger than the number of rows; a non-finite value in `data` ([`Error::InvalidValue`]
-    /// naming its first row); `data` on another device.
-    pub fn fit(
-        device: &Device,
-        data: &DeviceBuffer<T>,
-        options: &KmeansOptions,
-        progress: &mut dyn FnMut(&KmeansProgress),
-    ) -> Result<Codebook<T>> {
-        let KmeansOptions { dim, k, iterations, seed, metric } = *options;
-        if dim == 0 {
-            return Err(Error::invalid("options.dim", "must be at least 1"));
-        }
-        device.check_same("data", data.device())?;
-        let n = rows_of(data, dim)?;
-        if k == 0 {
-            return Err(Error::invalid("options.k", "a codebook needs at least one entry"));
-        }
-        if k > n {
-            return Err(Error::invalid(
-                "options.k",
-                format!("{k} entries but only {n} data rows: k must be at most the number of rows"),
-            ));
-        }
-        let report = |iteration, objective, reseeded| KmeansProgress { iteration, iterations, objective, reseeded };
-
-        if device.kind() == BackendKind::Cpu {
-            let host = data.download()?;
-            if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {
-                return Err(Error::InvalidValue { op: "Codebook::fit", arg: "data", row: i / dim, reason: "non-finite value" });
-            }
-            let entries = reference::fit(&host, dim, k, iterations, seed, metric, &mut |it, obj, re| {
-                progress(&report(it, obj, re))
-            });
-            return Codebook::new(device, device.upload(&entries)?, dim, metric);
-        }
-
-        // The points searched and averaged: the data, or its normalized rows (cosine). The
-        // row kernel also finds the first non-finite row.
-        // Flags the first non-finite row of `data`; for cosine also returns the unit rows.
-        let unit = crate::kernels::codebook::row_norms(device, data, n, dim, metric == Metric::Cosine, "Codebook::fit", "data")?.0;
-        let points = unit.as_ref().unwrap_or(data);
-
-        let mut rng = reference::Rng::new(seed);
-        let init = plusplus_rows(device, points, n, dim, k, &mut rng)?;
-        // The initialization is an update in which no entry has a member.
-        let mut entries = device.zeros::<T>(k * dim)?;
-        let no_members = device.zeros::<u32>(k + 1)?;
-        let cfg = LaunchConfig::for_items(k * dim, THREADS as usize, THREADS, 0)?;
-        kmeans_centroids(
-            device,
-            &cfg,
-            points,
-            &device.zeros::<u32>(1)?,
-            &no_members,
-            &init,
-            &mut entries,
-            k as u32,
-            dim as u32,
-        )?;
-        let mut codebook = Codebook::new(device, entries, dim, metric)?;
-
-        let search = SearchOptions { distances: false, histogram: true, path: SearchPath::Auto, splits: None };
-        for iteration in 1..=iterations {
-            let assigned = codebook.quantize(device, points, &search)?;
-            let counts = assigned.histogram.as_ref().expect("histogram requested");
-            let (reseed, reseeded) = reference::reseed_rows(&mut rng, &counts.download()?, n);
-            let reseed = device.upload(&reseed)?;
-            let entries = sorted_update(device, points, dim, &assigned.indices, counts, k, &reseed)?;
-            codebook = Codebook::new(device, entries, dim, metric)?;
-            progress(&report(iteration, assigned.commitment, reseeded));
-        }
-        Ok(codebook)
+/// The driver of [`Codebook::fit`] (which documents it): Lloyd's k-means of the rows of
+/// `data` (`[n, dim]`), seeded by the batched k-means++ of [`plusplus_rows`].
+pub(crate) fn fit_codebook<T: FloatElement>(
+    device: &Device,
+    data: &DeviceBuffer<T>,
+    options: &KmeansOptions,
+    progress: &mut dyn FnMut(&KmeansProgress),
+) -> Result<Codebook<T>> {
+    let KmeansOptions { dim, k, iterations, seed, metric } = *options;
+    if dim == 0 || dim > MAX_ROWS {
+        return Err(Error::invalid("options.dim", format!("d = {dim}: must be in 1..=2^31")));
     }
+    device.check_same("data", data.device())?;
+    let n = rows_of(data, dim)?;
+    if k == 0 {
+        return Err(Error::invalid("options.k", "a codebook needs at least one entry"));
+    }
+    if k > n {
+        return Err(Error::invalid(
+            "options.k",
+            format!("{k} entries but only {n} data rows: k must be at most the number of rows"),
+        ));
+    }
+    let report = |iteration, objective, reseeded| KmeansProgress { iteration, iterations, objective, reseeded };
+
+    if device.kind() == BackendKind::Cpu {
+        let host = data.download()?;
+        if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {
+            return Err(Error::InvalidValue {
+                op: "Codebook::fit",
+                arg: "data",
+                row: i / dim,
+                reason: "non-finite value",
+            });
+        }
+        let entries =
+            reference::fit(&host, dim, k, iterations, seed, metric, &mut |it, obj, re| progress(&report(it, obj, re)));
+        return Codebook::new(device, device.upload(&entries)?, dim, metric);
+    }
+
+    // The points searched and averaged: the data, or its normalized rows (cosine). The
+    // row kernel also finds the first non-finite row.
+    // Flags the first non-finite row of `data`; for cosine also returns the unit rows.
+    let unit =
+        crate::kernels::codebook::row_norms(device, data, n, dim, metric == Metric::Cosine, "Codebook::fit", "data")?.0;
+    let points = unit.as_ref().unwrap_or(data);
+
+    let mut rng = reference::Rng::new(seed);
+    let init = plusplus_rows(device, points, n, dim, k, &mut rng)?.0;
+    // The initialization is an update in which no entry has a member.
+    let mut entries = device.zeros::<T>(k * dim)?;
+    let no_members = device.zeros::<u32>(k + 1)?;
+    let cfg = LaunchConfig::for_items(k * dim, THREADS as usize, THREADS, 0)?;
+    kmeans_centroids(
+        device,
+        &cfg,
+        points,
+        &device.zeros::<u32>(1)?,
+        &no_members,
+        &init,
+        &mut entries,
+        k as u32,
+        dim as u32,
+    )?;
+    let mut codebook = Codebook::new(device, entries, dim, metric)?;
+
+    let search = SearchOptions { distances: false, histogram: true, path: SearchPath::Auto, splits: None };
+    for iteration in 1..=iterations {
+        let assigned = codebook.quantize(device, points, &search)?;
+        let counts = assigned.histogram.as_ref().expect("histogram requested");
+        let (reseed, reseeded) = reference::reseed_rows(&mut rng, &counts.download()?, n);
+        let reseed = device.upload(&reseed)?;
+        let entries = sorted_update(device, points, dim, &assigned.indices, counts, k, &reseed)?;
+        codebook = Codebook::new(device, entries, dim, metric)?;
+        progress(&report(iteration, assigned.commitment, reseeded));
+    }
+    Ok(codebook)
 }
 
-/// k-means++ seeding on the device; the same draws from `rng` as
-/// [`reference::plusplus_rows`], so the same rows wherever the two agree on the weights.
+/// Kernel launches of the device seeding of `k` entries: two per round of
+/// [`reference::PlusPlusPlan`] (`kmeans_plusplus_distances`, `kmeans_plusplus_pick`), at
+/// most 64 whatever `k` (k = 65,536: 32 rounds of 2,048 draws, 64 launches).
+pub(crate) fn plusplus_launches(k: usize) -> usize {
+    2 * reference::PlusPlusPlan::new(k).rounds
+}
+
+/// Batched k-means++ seeding on the device: [`reference::plusplus_rows`] exactly (the same
+/// draws from `rng`, the same f32 distances, the same f64 sums and picks), with two
+/// launches per round, no host synchronization, and the draws uploaded once. Returns the
+/// `[k]` chosen rows and the number of launches.
 fn plusplus_rows<T: FloatElement>(
     device: &Device,
     points: &DeviceBuffer<T>,
@@ -384,20 +331,22 @@ fn plusplus_rows<T: FloatElement>(
     dim: usize,
     k: usize,
     rng: &mut reference::Rng,
-) -> Result<DeviceBuffer<u32>> {
+) -> Result<(DeviceBuffer<u32>, usize)> {
     let mut first = vec![0u32; k];
     first[0] = rng.below(n) as u32;
     let mut chosen = device.upload(&first)?;
     let draws: Vec<u64> = (1..k).map(|_| rng.next_u64()).collect();
     let uniforms = device.upload(&draws)?;
-    let blocks = n.div_ceil(THREADS as usize).min(PLUSPLUS_MAX_BLOCKS);
-    let rows_per_block = n.div_ceil(blocks);
+    let plan = reference::PlusPlusPlan::new(k);
+    let (blocks, rows_per_block) = reference::plusplus_blocks(n);
     let mut d2 = device.zeros::<f32>(n)?;
     let mut block_sums = device.zeros::<u64>(blocks)?;
     let spread = LaunchConfig::linear(blocks as u32, THREADS, 0);
-    let single = LaunchConfig::linear(1, 32, 0);
-    let (n32, rpb, g) = (n as u32, rows_per_block as u32, blocks as u32);
-    for step in 1..k as u32 {
+    let (n32, d32, rpb, g) = (n as u32, dim as u32, rows_per_block as u32, blocks as u32);
+    let mut launches = 0;
+    let mut fresh = 0..1; // the centres the last round chose (entry 0 before the first)
+    for round in 0..plan.rounds {
+        let these = plan.round(round);
         kmeans_plusplus_distances(
             device,
             &spread,
@@ -405,12 +354,39 @@ fn plusplus_rows<T: FloatElement>(
             &mut d2,
             &mut block_sums,
             &chosen,
-            step,
+            fresh.start as u32,
+            fresh.end as u32,
             n32,
-            dim as u32,
+            d32,
             rpb,
         )?;
-        kmeans_plusplus_pick(device, &single, &d2, &block_sums, &uniforms, &mut chosen, step, n32, rpb, g)?;
+        let picks = LaunchConfig::for_items(these.len(), THREADS as usize, THREADS, 0)?;
+        let (first_draw, count) = (these.start as u32, these.len() as u32);
+        kmeans_plusplus_pick(device, &picks, &d2, &block_sums, &uniforms, &mut chosen, first_draw, count, n32, rpb, g)?;
+        launches += 2;
+        fresh = 1 + these.start..1 + these.end;
     }
-    Ok(chosen)
+    debug_assert_eq!(launches, plusplus_launches(k));
+    Ok((chosen, launches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeding_launches_do_not_grow_with_k() {
+        assert_eq!(plusplus_launches(65_536), 64);
+        assert_eq!(plusplus_launches(1), 0);
+        assert_eq!(plusplus_launches(20), 38);
+        let device = Device::emulator();
+        let (n, d, k) = (700, 3, 300);
+        let data: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 1013) as f32 / 1013.0).collect();
+        let points = device.upload(&data).unwrap();
+        let (rows, launches) = plusplus_rows(&device, &points, n, d, k, &mut reference::Rng::new(11)).unwrap();
+        // k − 1 = 299 draws: 30 rounds of 10 (the last of 9), two launches each.
+        assert_eq!(launches, 60);
+        assert_eq!(launches, plusplus_launches(k));
+        assert_eq!(rows.download().unwrap(), reference::plusplus_rows(&mut reference::Rng::new(11), &data, d, k));
+    }
 }

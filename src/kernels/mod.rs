@@ -10,4 +10,5 @@ pub mod codebook;
 pub mod fsq;
 mod fsq_thresholds;
 pub mod kmeans;
+pub(crate) mod radix_sort;
 pub mod residual_vq;
