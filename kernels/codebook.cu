@@ -31,8 +31,9 @@
 //                            accumulators per thread); same epilogue, quad shuffles, atomicMin.
 //   codebook_finalize_<T>    one warp per latent: decodes its key, gathers the chosen row
 //                            into `quantized`, computes the exact distance Σ(z − e)², the
-//                            optional residual z − e (residual VQ), the histogram
-//                            (atomicAdd), and per-block sums of distances in a fixed order
+//                            optional residual z − e (residual VQ, flags & 1), the
+//                            histogram (atomicAdd, flags & 2), the distance (flags & 4),
+//                            and per-block sums of distances in a fixed order
 //                            (deterministic commitment); flags non-finite latents.
 //   codebook_init_keys       keys[i] = EMPTY_KEY (one thread per latent), before a search.
 //   codebook_distances_<T>   the unfused baseline's GEMM: writes the whole n×k matrix of
@@ -254,7 +255,7 @@ __device__ void finalize(const T* __restrict__ z, const T* __restrict__ e, const
                 dist = 0.0f;
             } else if (lane == 0) {
                 indices[row] = idx;
-                distances[row] = dist;
+                if (flags & 4u) distances[row] = dist;
                 if (flags & 2u) atomicAdd(&histogram[idx], 1u);
             }
         }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use tessera::{BinaryQuantizer, Device, Error, Fsq};
+use tessera::{BinaryQuantizer, Codebook, Device, Error, Fsq, Metric, SearchOptions};
 
 /// FSQ quantize → FSQ dequantize → BSQ quantize of the dequantized values, then one download.
 fn chain(device: &Device, latents: &[f32]) -> (u64, tessera::Result<Vec<u32>>) {
@@ -60,4 +60,29 @@ fn the_cpu_backend_reports_at_the_call() {
     z[4 * 3] = f32::NAN;
     let r = fsq.quantize(&device, &device.upload(&z).unwrap());
     assert!(matches!(r, Err(Error::InvalidValue { op: "Fsq::quantize", row: 3, .. })), "{r:?}");
+}
+
+#[test]
+fn a_codebook_search_waits_for_nothing_until_asked() {
+    for device in common::kernel_devices("chain") {
+        let (k, d) = (40usize, 4usize);
+        let entries: Vec<f32> = latents(k).iter().map(|v| v * 0.5).collect();
+        let codebook = Codebook::new(&device, device.upload(&entries).unwrap(), d, Metric::SquaredL2).unwrap();
+        let mut z = latents(500);
+        z[4 * 77 + 1] = f32::INFINITY;
+        let z = device.upload(&z).unwrap();
+        let before = device.host_synchronizations();
+        let out = codebook.quantize(&device, &z, &SearchOptions::default()).unwrap();
+        let fsq = Fsq::new(&[8, 5, 5, 5]).unwrap();
+        let tokens = fsq.quantize(&device, &out.quantized).unwrap();
+        assert_eq!(device.host_synchronizations() - before, 0, "{}", device.name());
+        // Asking for the commitment reads back: one synchronization, which reports the
+        // search's invalid latent.
+        match out.commitment() {
+            Err(Error::InvalidValue { op: "Codebook::quantize", arg: "z", row: 77, .. }) => {}
+            other => panic!("{}: expected Codebook::quantize z row 77, got {other:?}", device.name()),
+        }
+        assert_eq!(device.host_synchronizations() - before, 1);
+        assert_eq!(tokens.indices.download().unwrap().len(), 500);
+    }
 }

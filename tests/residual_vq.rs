@@ -104,7 +104,7 @@ fn one_stage_is_plain_vq() {
         let out = rvq.quantize(&device, &device.upload(&z).unwrap()).unwrap();
         assert_eq!(out.indices.download().unwrap(), plain.indices.download().unwrap(), "{}", device.name());
         assert_eq!(out.quantized.download().unwrap(), plain.quantized.download().unwrap(), "{}", device.name());
-        assert_eq!(out.commitment, vec![plain.commitment], "{}", device.name());
+        assert_eq!(out.commitment, vec![plain.commitment().unwrap()], "{}", device.name());
     }
 }
 

@@ -92,7 +92,7 @@ fn misaligned_z_takes_the_cuda_core_path_or_is_a_typed_error() {
         assert_eq!(codebook.quantize(&device, shifted, &auto).unwrap().indices.download().unwrap(), want);
         match codebook.quantize(&device, shifted, &tc) {
             Err(Error::InvalidArgument { arg: "z", .. }) => {}
-            other => panic!("{}: expected InvalidArgument(z), got {:?}", device.name(), other.map(|o| o.commitment)),
+            other => panic!("{}: expected InvalidArgument(z), got {:?}", device.name(), other.map(|o| o.indices.len())),
         }
         codebook.quantize(&device, aligned, &tc).unwrap();
     }

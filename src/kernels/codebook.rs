@@ -80,7 +80,7 @@ declare_kernels! {
     /// C: `codebook_finalize_<T>(const T* z, const T* e, const unsigned long long* keys,
     ///     unsigned* indices, T* quantized, float* distances, unsigned* histogram,
     ///     float* block_sums, T* residual, unsigned* status, unsigned n, unsigned k,
-    ///     unsigned d, unsigned flags)`; flags: 1 = write residual, 2 = histogram.
+    ///     unsigned d, unsigned flags)`; flags: 1 = write residual, 2 = histogram, 4 = distances.
     fn codebook_finalize<T: f32 | f16 | bf16>(z: input T, e: input T, keys: input u64,
         indices: output u32, quantized: output T, distances: output f32, histogram: output u32,
         block_sums: output f32, residual: output T, status: output u32, n: scalar u32,
@@ -149,10 +149,39 @@ pub struct VqOutput<T: FloatElement> {
     pub distances: Option<DeviceBuffer<f32>>,
     /// `[k]` how many latents chose each entry, when asked for.
     pub histogram: Option<DeviceBuffer<u32>>,
-    /// `exp(entropy)` of the usage distribution, when the histogram was asked for.
-    pub perplexity: Option<f64>,
-    /// Mean squared distance (the commitment term), summed in a fixed order: 0 for n = 0.
-    pub commitment: f64,
+    /// What the commitment is computed from (see [`VqOutput::commitment`]).
+    commitment: Commitment,
+}
+
+/// The commitment term of a search: known already (Cpu), or the per-block partial sums of
+/// the distances that the finalize kernel wrote, read back only when asked for.
+#[derive(Debug)]
+enum Commitment {
+    Known(f64),
+    BlockSums { sums: DeviceBuffer<f32>, n: usize },
+}
+
+impl<T: FloatElement> VqOutput<T> {
+    /// Mean squared distance of the latents to their entries (the commitment term),
+    /// summed in a fixed order (the same value on every run): 0 for n = 0. On Cuda and
+    /// Emulator this reads the kernel's per-block sums back, so it synchronizes (and
+    /// reports pending invalid values, see [`Device::synchronize`]); the search itself does
+    /// not.
+    pub fn commitment(&self) -> Result<f64> {
+        match &self.commitment {
+            Commitment::Known(c) => Ok(*c),
+            Commitment::BlockSums { sums, n } => Ok(mean_in_order(&sums.download()?, *n)),
+        }
+    }
+
+    /// `exp(entropy)` of the usage distribution, when the histogram was asked for; reads
+    /// the histogram back (synchronizes).
+    pub fn perplexity(&self) -> Result<Option<f64>> {
+        match &self.histogram {
+            Some(h) => Ok(Some(reference::perplexity(&h.download()?))),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A codebook `[k, d]` prepared for search: `||e_k||²` computed once (and, for cosine,
@@ -285,8 +314,9 @@ impl<T: FloatElement> Codebook<T> {
     }
 
     /// Finds the nearest entry of every latent of `z` (`[n, d]`, row-major; a buffer or a
-    /// view). A non-finite latent is [`Error::InvalidValue`] naming the first such row.
-    /// Synchronizes once: the commitment (and the perplexity) are read back. The
+    /// view). A non-finite latent is [`Error::InvalidValue`] naming the first such row,
+    /// reported at the next synchronizing call on Cuda and Emulator: the search never waits
+    /// for the device ([`VqOutput::commitment`] and [`VqOutput::perplexity`] do). The
     /// tensor-core path stages `z` with 16-byte `cp.async`: a view of `z` that is not
     /// 16-byte aligned takes the CUDA-core path under `SearchPath::Auto` and is
     /// [`Error::InvalidArgument`] naming `z` under `SearchPath::TensorCore`.
@@ -392,15 +422,18 @@ impl<T: FloatElement> Codebook<T> {
             }
         }
 
-        let mut indices = device.zeros::<u32>(n)?;
-        let mut quantized = device.zeros::<T>(n * self.d)?;
-        let mut distances = device.zeros::<f32>(n)?;
+        // Outputs the kernel writes in full are not zeroed; those nobody asked for are
+        // empty and not written (flags). The histogram is accumulated, so it starts at 0.
+        let mut indices = DeviceBuffer::<u32>::uninit(device, n)?;
+        let mut quantized = DeviceBuffer::<T>::uninit(device, n * self.d)?;
+        let mut distances = DeviceBuffer::<f32>::uninit(device, if options.distances { n } else { 0 })?;
         let mut histogram = device.zeros::<u32>(if options.histogram { self.k } else { 0 })?;
         let blocks = n.div_ceil(ROWS_WARPS);
-        let mut block_sums = device.zeros::<f32>(blocks)?;
-        let mut residual = device.zeros::<T>(if want_residual { n * self.d } else { 0 })?;
+        let mut block_sums = DeviceBuffer::<f32>::uninit(device, blocks)?;
+        let mut residual = DeviceBuffer::<T>::uninit(device, if want_residual { n * self.d } else { 0 })?;
         let mut status = RowStatus::new(device)?;
-        let flags = u32::from(want_residual) | (u32::from(options.histogram) << 1);
+        let flags =
+            u32::from(want_residual) | (u32::from(options.histogram) << 1) | (u32::from(options.distances) << 2);
         let cfg = LaunchConfig::for_items(n, ROWS_WARPS, 256, 0)?;
         codebook_finalize(
             device,
@@ -422,15 +455,12 @@ impl<T: FloatElement> Codebook<T> {
         )?;
         status.defer("Codebook::quantize", "z", "non-finite latent");
         // For cosine, quantized rows are the normalized entries (what the search compared).
-        let commitment = mean_in_order(&block_sums.download()?, n);
-        let perplexity = if options.histogram { Some(reference::perplexity(&histogram.download()?)) } else { None };
         let out = VqOutput {
             indices,
             quantized,
             distances: options.distances.then_some(distances),
             histogram: options.histogram.then_some(histogram),
-            perplexity,
-            commitment,
+            commitment: Commitment::BlockSums { sums: block_sums, n },
         };
         Ok((out, want_residual.then_some(residual)))
     }
@@ -475,9 +505,8 @@ impl<T: FloatElement> Codebook<T> {
             indices: device.upload(&found.indices)?,
             quantized: device.upload(&quantized)?,
             distances: if options.distances { Some(device.upload(&dists)?) } else { None },
-            perplexity: options.histogram.then(|| reference::perplexity(&hist)),
             histogram: if options.histogram { Some(device.upload(&hist)?) } else { None },
-            commitment,
+            commitment: Commitment::Known(commitment),
         };
         let residual = if want_residual { Some(device.upload(&residual)?) } else { None };
         Ok((out, residual))

@@ -308,7 +308,7 @@ pub(crate) fn fit_codebook<T: FloatElement>(
         let reseed = device.upload(&reseed)?;
         let entries = sorted_update(device, points, dim, &assigned.indices, counts, k, &reseed)?;
         codebook = Codebook::new(device, entries, dim, metric)?;
-        progress(&report(iteration, assigned.commitment, reseeded));
+        progress(&report(iteration, assigned.commitment()?, reseeded));
     }
     Ok(codebook)
 }

@@ -164,7 +164,7 @@ impl<T: FloatElement> ResidualVq<T> {
                 let (out, r) = cb.quantize_residual(device, input, &opts)?;
                 (out, Some(r))
             };
-            commitment.push(out.commitment);
+            commitment.push(out.commitment()?);
             if cpu {
                 // The kernel's arithmetic on the host: f32 sums in stage order.
                 let q = out.quantized.download()?;

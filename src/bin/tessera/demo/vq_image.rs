@@ -137,7 +137,7 @@ pub(crate) fn run<T: FloatElement>(
             bits_per_pixel: tokens as f64 * (k as f64).log2() / (image.width * image.height) as f64,
             tokens,
             distinct_entries: histogram.iter().filter(|&&c| c > 0).count(),
-            perplexity: out.perplexity.unwrap_or(0.0),
+            perplexity: out.perplexity()?.unwrap_or(0.0),
             reconstruction,
         });
     }
