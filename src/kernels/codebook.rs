@@ -156,22 +156,34 @@ pub struct VqOutput<T: FloatElement> {
 /// The commitment term of a search: known already (Cpu), or the per-block partial sums of
 /// the distances that the finalize kernel wrote, read back only when asked for.
 #[derive(Debug)]
-enum Commitment {
+pub(crate) enum Commitment {
     Known(f64),
     BlockSums { sums: DeviceBuffer<f32>, n: usize },
 }
 
+impl Commitment {
+    /// The value; reads block sums back (synchronizes) when they are on the device.
+    pub(crate) fn value(&self) -> Result<f64> {
+        match self {
+            Commitment::Known(c) => Ok(*c),
+            Commitment::BlockSums { sums, n } => Ok(mean_in_order(&sums.download()?, *n)),
+        }
+    }
+}
+
 impl<T: FloatElement> VqOutput<T> {
+    /// The commitment's source, for an op that reports it later (residual VQ).
+    pub(crate) fn into_parts(self) -> (DeviceBuffer<u32>, DeviceBuffer<T>, Commitment) {
+        (self.indices, self.quantized, self.commitment)
+    }
+
     /// Mean squared distance of the latents to their entries (the commitment term),
     /// summed in a fixed order (the same value on every run): 0 for n = 0. On Cuda and
     /// Emulator this reads the kernel's per-block sums back, so it synchronizes (and
     /// reports pending invalid values, see [`Device::synchronize`]); the search itself does
     /// not.
     pub fn commitment(&self) -> Result<f64> {
-        match &self.commitment {
-            Commitment::Known(c) => Ok(*c),
-            Commitment::BlockSums { sums, n } => Ok(mean_in_order(&sums.download()?, *n)),
-        }
+        self.commitment.value()
     }
 
     /// `exp(entropy)` of the usage distribution, when the histogram was asked for; reads

@@ -17,9 +17,9 @@
 //! `T` at the last stage: `quantized` is the sum of the chosen entries) and writes the
 //! stage's indices into column `s` of the `[n, S]` index matrix.
 
-use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
+use crate::device::{BackendKind, BufferView, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
-use crate::kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath};
+use crate::kernels::codebook::{Codebook, Commitment, Metric, SearchOptions, SearchPath};
 use crate::kernels::kmeans::{KmeansOptions, KmeansProgress};
 use crate::kernels::launch::LaunchConfig;
 
@@ -42,9 +42,18 @@ pub struct ResidualVqOutput<T: FloatElement> {
     pub indices: DeviceBuffer<u32>,
     /// `[n, d]` the sum of the chosen entries (f32 sum in stage order, rounded once to `T`).
     pub quantized: DeviceBuffer<T>,
-    /// `[S]` the mean squared distance of each stage's input to its chosen entry; stage `s`'s
-    /// is the mean squared residual left after stages `0..=s`.
-    pub commitment: Vec<f64>,
+    /// Per stage, what its commitment is computed from (see [`ResidualVqOutput::commitment`]).
+    stage_commitments: Vec<Commitment>,
+}
+
+impl<T: FloatElement> ResidualVqOutput<T> {
+    /// `[S]` the mean squared distance of each stage's input to its chosen entry; stage
+    /// `s`'s is the mean squared residual left after stages `0..=s`. Reads the stages' sums
+    /// back (synchronizes once per stage on Cuda and Emulator); the quantization itself
+    /// does not wait for the device.
+    pub fn commitment(&self) -> Result<Vec<f64>> {
+        self.stage_commitments.iter().map(Commitment::value).collect()
+    }
 }
 
 /// `S ≥ 1` codebooks of one dimension on one device, squared-L2.
@@ -132,7 +141,8 @@ impl<T: FloatElement> ResidualVq<T> {
     /// Quantizes every latent of `z` (`[n, d]`) through all stages. Errors: `z` not a whole
     /// number of rows or on another device; a non-finite latent ([`Error::InvalidValue`]
     /// naming `z` and its first row).
-    pub fn quantize(&self, device: &Device, z: &DeviceBuffer<T>) -> Result<ResidualVqOutput<T>> {
+    pub fn quantize<'a>(&self, device: &Device, z: impl Into<BufferView<'a, T>>) -> Result<ResidualVqOutput<T>> {
+        let z = z.into();
         device.check_same("z", z.device())?;
         let d = self.dim();
         if z.len() % d != 0 {
@@ -156,7 +166,7 @@ impl<T: FloatElement> ResidualVq<T> {
         let mut host_indices = vec![0u32; if cpu { n * count } else { 0 }];
         let mut residual: Option<DeviceBuffer<T>> = None;
         for (s, cb) in self.stages.iter().enumerate() {
-            let input = residual.as_ref().unwrap_or(z);
+            let input = residual.as_ref().map_or(z, DeviceBuffer::as_view);
             let last = s + 1 == count;
             let (out, next) = if last {
                 (cb.quantize(device, input, &opts)?, None)
@@ -164,14 +174,15 @@ impl<T: FloatElement> ResidualVq<T> {
                 let (out, r) = cb.quantize_residual(device, input, &opts)?;
                 (out, Some(r))
             };
-            commitment.push(out.commitment()?);
+            let (stage_indices, stage_quantized, stage_commitment) = out.into_parts();
+            commitment.push(stage_commitment);
             if cpu {
                 // The kernel's arithmetic on the host: f32 sums in stage order.
-                let q = out.quantized.download()?;
+                let q = stage_quantized.download()?;
                 for (a, e) in host_acc.iter_mut().zip(&q) {
                     *a = if s == 0 { e.to_f32() } else { *a + e.to_f32() };
                 }
-                for (row, &i) in out.indices.download()?.iter().enumerate() {
+                for (row, &i) in stage_indices.download()?.iter().enumerate() {
                     host_indices[row * count + s] = i;
                 }
             } else {
@@ -179,8 +190,8 @@ impl<T: FloatElement> ResidualVq<T> {
                 residual_vq_accumulate(
                     device,
                     &cfg,
-                    &out.quantized,
-                    &out.indices,
+                    &stage_quantized,
+                    &stage_indices,
                     &mut acc,
                     &mut quantized,
                     &mut indices,
@@ -197,6 +208,6 @@ impl<T: FloatElement> ResidualVq<T> {
             indices = device.upload(&host_indices)?;
             quantized = device.upload(&host_acc.iter().map(|&a| T::from_f32(a)).collect::<Vec<T>>())?;
         }
-        Ok(ResidualVqOutput { indices, quantized, commitment })
+        Ok(ResidualVqOutput { indices, quantized, stage_commitments: commitment })
     }
 }
