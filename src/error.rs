@@ -1,6 +1,7 @@
 //! The one error type of the crate. Every bad argument names the argument.
 
-use crate::device::{BackendKind, DType};
+use crate::device::kind::BackendKind;
+use crate::element::DType;
 
 /// Everything a tessera call can fail with.
 #[derive(Debug, thiserror::Error)]

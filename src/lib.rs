@@ -6,6 +6,7 @@
 //! plain-Rust reference implementations. See README.md and docs/design.md for the layout.
 
 mod device;
+mod element;
 mod error;
 #[macro_use]
 mod kernels;
@@ -24,7 +25,9 @@ pub use kernels::binary_quant::{
 };
 pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
 pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM, FSQ_MAX_THRESHOLDS};
-pub use kernels::kmeans::{update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress};
+pub use kernels::kmeans::{
+    fit_codebook, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
+};
 pub use kernels::residual_vq::{ResidualVq, ResidualVqOutput};
 
 /// Facts about the CUDA side of this build and host, for `tessera doctor`.

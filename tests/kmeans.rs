@@ -1,4 +1,4 @@
-//! k-means (kernels/kmeans.cu, `Codebook::fit`) on the emulator — and a GPU when present —
+//! k-means (kernels/kmeans.cu, `fit_codebook`) on the emulator — and a GPU when present —
 //! against the f64 reference (src/reference/kmeans.rs) and the Cpu backend.
 
 mod common;
@@ -7,8 +7,8 @@ use half::{bf16, f16};
 use proptest::prelude::*;
 use tessera::reference::kmeans as reference;
 use tessera::{
-    update_centroids, CentroidKernel, Codebook, Device, Error, FloatElement, KmeansOptions, KmeansProgress, Metric,
-    SearchOptions,
+    fit_codebook, update_centroids, CentroidKernel, Codebook, Device, Error, FloatElement, KmeansOptions,
+    KmeansProgress, Metric, SearchOptions,
 };
 
 /// A small seeded generator for test data (xorshift32 + Box–Muller).
@@ -65,7 +65,7 @@ fn cast<T: FloatElement>(v: &[f32]) -> Vec<T> {
 /// Fits and returns the entries and the progress reports.
 fn fit<T: FloatElement>(device: &Device, data: &[T], options: &KmeansOptions) -> (Vec<T>, Vec<KmeansProgress>) {
     let mut reports = Vec::new();
-    let cb = Codebook::fit(device, &device.upload(data).unwrap(), options, &mut |p| reports.push(p.clone())).unwrap();
+    let cb = fit_codebook(device, &device.upload(data).unwrap(), options, &mut |p| reports.push(p.clone())).unwrap();
     assert_eq!(cb.len(), options.k);
     assert_eq!(cb.metric(), options.metric);
     (cb.entries().download().unwrap(), reports)
@@ -330,7 +330,7 @@ fn bad_arguments_are_typed_errors() {
     let other = Device::emulator();
     let data = device.upload(&uniform_rows(10, 3, 1)).unwrap();
     let fit = |dev: &Device, data: &tessera::DeviceBuffer<f32>, o: KmeansOptions| {
-        Codebook::fit(dev, data, &o, &mut |_| {}).map(|c| c.len())
+        fit_codebook(dev, data, &o, &mut |_| {}).map(|c| c.len())
     };
     let o = KmeansOptions::new(3, 4);
     assert!(matches!(

@@ -10,15 +10,16 @@
 
 mod buffer;
 pub(crate) mod cuda;
-mod dtype;
 pub(crate) mod emulator;
 mod host_alloc;
+pub(crate) mod kind;
 mod launch_config;
 mod status;
 mod view;
 
+pub use crate::element::{DType, Element, FloatElement};
 pub use buffer::DeviceBuffer;
-pub use dtype::{DType, Element, FloatElement};
+pub use kind::BackendKind;
 pub(crate) use launch_config::LaunchConfig;
 pub(crate) use status::PendingCheck;
 pub use view::{BufferView, BufferViewMut};
@@ -29,17 +30,6 @@ use host_alloc::HostVec;
 use status::{StatusWords, NO_ROW};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Which implementation a [`Device`] runs kernels with.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum BackendKind {
-    /// An NVIDIA GPU through the CUDA driver.
-    Cuda,
-    /// The kernel sources compiled for the host and run by the emulator (slow, exact).
-    Emulator,
-    /// The plain-Rust CPU reference implementations.
-    Cpu,
-}
 
 pub(crate) enum Backend {
     Cuda(cuda::CudaBackend),

@@ -23,7 +23,6 @@
 use crate::device::{BackendKind, BufferView, DType, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{row_count, RowStatus};
-use crate::kernels::kmeans::{KmeansOptions, KmeansProgress};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::codebook as reference;
 pub use crate::reference::codebook::Metric;
@@ -239,25 +238,6 @@ impl<T: FloatElement> Codebook<T> {
         let (normalized, sqnorm) =
             row_norms(device, entries.as_view(), k, dim, metric == Metric::Cosine, "Codebook::new", "entries")?;
         Ok(Codebook { entries, normalized, sqnorm, k, d: dim, metric })
-    }
-
-    /// Fits a `[k, dim]` codebook to the rows of `data` (`[n, dim]` row-major) with Lloyd's
-    /// k-means, seeded by batched k-means++ ([`crate::reference::kmeans::plusplus_rows`]
-    /// defines it; at most 64 launches for any k). Every step is deterministic: the same seed
-    /// gives the same codebook, and the Cpu backend gives the device's codebook whenever the
-    /// assignments agree (src/kernels/kmeans.rs, the driver, says more). `progress` is called
-    /// after every iteration.
-    ///
-    /// Errors: `options.dim = 0` or `> 2^31`; `data` not a whole number of rows, or more than
-    /// 2^31 rows; `options.k = 0` or larger than the number of rows; a non-finite value in `data` ([`Error::InvalidValue`]
-    /// naming its first row); `data` on another device.
-    pub fn fit(
-        device: &Device,
-        data: &DeviceBuffer<T>,
-        options: &KmeansOptions,
-        progress: &mut dyn FnMut(&KmeansProgress),
-    ) -> Result<Self> {
-        crate::kernels::kmeans::fit_codebook(device, data, options, progress)
     }
 
     /// Number of entries `k`.

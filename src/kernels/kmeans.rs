@@ -1,13 +1,12 @@
-//! k-means codebooks: the driver of [`Codebook::fit`] (Lloyd's algorithm on the device; the
-//! method itself is defined with [`Codebook`] in codebook.rs) and the typed wrappers of
-//! `kernels/kmeans.cu`.
+//! k-means codebooks: [`fit_codebook`] (Lloyd's algorithm on the device, returning a
+//! [`Codebook`]) and the typed wrappers of `kernels/kmeans.cu`.
 //!
 //! ```no_run
-//! use tessera::{Codebook, Device, KmeansOptions};
+//! use tessera::{fit_codebook, Device, KmeansOptions};
 //! let device = Device::emulator();
 //! let data = device.upload(&vec![0.5f32; 4096 * 8])?;            // 4096 rows of d = 8
 //! let options = KmeansOptions { iterations: 20, ..KmeansOptions::new(8, 256) };
-//! let codebook = Codebook::fit(&device, &data, &options, &mut |p| {
+//! let codebook = fit_codebook(&device, &data, &options, &mut |p| {
 //!     println!("iteration {}/{}: objective {:.4}", p.iteration, p.iterations, p.objective)
 //! })?;
 //! # Ok::<(), tessera::Error>(())
@@ -79,7 +78,7 @@ declare_kernels! {
         first_draw: scalar u32, draws: scalar u32, n: scalar u32, rows_per_block: scalar u32, blocks: scalar u32);
 }
 
-/// What [`Codebook::fit`] fits.
+/// What [`fit_codebook`] fits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KmeansOptions {
     /// Dimension `d` of a row (the data is `[n, d]` row-major).
@@ -102,7 +101,7 @@ impl KmeansOptions {
     }
 }
 
-/// Reported by [`Codebook::fit`] after each iteration.
+/// Reported by [`fit_codebook`] after each iteration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KmeansProgress {
     /// This iteration, 1-based.
@@ -123,7 +122,7 @@ pub enum CentroidKernel {
     /// `kmeans_centroids_v1_*`: one warp per entry scans the whole index array (O(n·k)).
     Simple,
     /// Radix sort of the rows by entry, then `kmeans_centroids_*`, one thread per (entry,
-    /// dimension) (O(n·d)). What [`Codebook::fit`] uses.
+    /// dimension) (O(n·d)). What [`fit_codebook`] uses.
     Sorted,
 }
 
@@ -234,9 +233,17 @@ fn rows_of<T: FloatElement>(data: &DeviceBuffer<T>, dim: usize) -> Result<usize>
     Ok(n)
 }
 
-/// The driver of [`Codebook::fit`] (which documents it): Lloyd's k-means of the rows of
-/// `data` (`[n, dim]`), seeded by the batched k-means++ of [`plusplus_rows`].
-pub(crate) fn fit_codebook<T: FloatElement>(
+/// Fits a `[k, dim]` codebook to the rows of `data` (`[n, dim]` row-major) with Lloyd's
+/// k-means, seeded by batched k-means++ ([`crate::reference::kmeans::plusplus_rows`]
+/// defines it; at most 64 launches for any k). Every step is deterministic: the same seed
+/// gives the same codebook, and the Cpu backend gives the device's codebook whenever the
+/// assignments agree (src/kernels/kmeans.rs, the driver, says more). `progress` is called
+/// after every iteration.
+///
+/// Errors: `options.dim = 0` or `> 2^31`; `data` not a whole number of rows, or more than
+/// 2^31 rows; `options.k = 0` or larger than the number of rows; a non-finite value in `data` ([`Error::InvalidValue`]
+/// naming its first row); `data` on another device.
+pub fn fit_codebook<T: FloatElement>(
     device: &Device,
     data: &DeviceBuffer<T>,
     options: &KmeansOptions,
@@ -263,7 +270,7 @@ pub(crate) fn fit_codebook<T: FloatElement>(
         let host = data.download()?;
         if let Some(i) = host.iter().position(|v| !v.to_f32().is_finite()) {
             return Err(Error::InvalidValue {
-                op: "Codebook::fit",
+                op: "fit_codebook",
                 arg: "data",
                 row: i / dim,
                 reason: "non-finite value",
@@ -278,7 +285,7 @@ pub(crate) fn fit_codebook<T: FloatElement>(
     // row kernel also finds the first non-finite row.
     // Flags the first non-finite row of `data`; for cosine also returns the unit rows.
     let unit =
-        crate::kernels::codebook::row_norms(device, data, n, dim, metric == Metric::Cosine, "Codebook::fit", "data")?.0;
+        crate::kernels::codebook::row_norms(device, data, n, dim, metric == Metric::Cosine, "fit_codebook", "data")?.0;
     let points = unit.as_ref().unwrap_or(data);
 
     let mut rng = reference::Rng::new(seed);

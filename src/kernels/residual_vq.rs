@@ -20,7 +20,7 @@
 use crate::device::{BackendKind, BufferView, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::codebook::{Codebook, Commitment, Metric, SearchOptions, SearchPath};
-use crate::kernels::kmeans::{KmeansOptions, KmeansProgress};
+use crate::kernels::kmeans::{fit_codebook, KmeansOptions, KmeansProgress};
 use crate::kernels::launch::LaunchConfig;
 
 /// Threads per block of the accumulate kernel (`RVQ_THREADS`).
@@ -96,9 +96,9 @@ impl<T: FloatElement> ResidualVq<T> {
     }
 
     /// Fits `stages` codebooks of `options.k` entries, stage by stage with k-means
-    /// ([`Codebook::fit`]): stage 0 on `data`, stage `s` on the residuals stages `0..s` leave.
+    /// ([`fit_codebook`](crate::fit_codebook)): stage 0 on `data`, stage `s` on the residuals stages `0..s` leave.
     /// Stage `s` uses seed `options.seed + s` (wrapping). `progress(stage, report)` after every
-    /// iteration of every stage. Errors: those of [`Codebook::fit`]; `stages = 0`; a cosine
+    /// iteration of every stage. Errors: those of [`fit_codebook`](crate::fit_codebook); `stages = 0`; a cosine
     /// `options.metric`.
     pub fn fit(
         device: &Device,
@@ -118,7 +118,7 @@ impl<T: FloatElement> ResidualVq<T> {
         for s in 0..stages {
             let input = residual.as_ref().unwrap_or(data);
             let stage_options = KmeansOptions { seed: options.seed.wrapping_add(s as u64), ..*options };
-            let cb = Codebook::fit(device, input, &stage_options, &mut |p| progress(s, p))?;
+            let cb = fit_codebook(device, input, &stage_options, &mut |p| progress(s, p))?;
             if s + 1 < stages {
                 let opts = SearchOptions { distances: false, histogram: false, path: SearchPath::Auto, splits: None };
                 residual = Some(cb.quantize_residual(device, input, &opts)?.1);

@@ -17,7 +17,7 @@
 //! invalid: its sq_error is NaN, its bits, indices and values are still those of the
 //! signs, and the first such row is returned as `Err(row)` after every row is written.
 
-use crate::device::FloatElement;
+use crate::element::FloatElement;
 
 /// Number of index groups `G = ceil(dim / group_bits)`.
 pub fn groups(dim: usize, group_bits: u32) -> usize {

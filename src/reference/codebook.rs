@@ -1,7 +1,7 @@
 //! Nearest-codebook search on the CPU, in f64, written for obviousness: for each latent,
 //! the full squared distance to every entry, the smallest wins, ties to the lowest index.
 
-use crate::device::FloatElement;
+use crate::element::FloatElement;
 
 /// Distance used by the search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

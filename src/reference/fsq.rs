@@ -10,7 +10,7 @@
 //! tanh is the correctly rounded f32 tanh (computed in f64), which PyTorch's CPU tanh
 //! matches on all but ~0.06% of inputs.
 
-use crate::device::FloatElement;
+use crate::element::FloatElement;
 
 /// Per-dimension constants in f32, exactly as PyTorch derives them from int32 levels.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 //! k-means (Lloyd) on the CPU in f64, written for obviousness; the Cpu backend of
-//! `Codebook::fit` and the oracle of the centroid kernels (kernels/kmeans.cu).
+//! `fit_codebook` and the oracle of the centroid kernels (kernels/kmeans.cu).
 //!
 //! The seeded choices live here and are shared with the device path, so that every backend
 //! draws the same rows for the same seed:
@@ -20,7 +20,7 @@
 //! rounded to f32 and then to `T` — the centroid kernels compute exactly this.
 
 use super::codebook::{self as search, Metric};
-use crate::device::FloatElement;
+use crate::element::FloatElement;
 use std::collections::HashMap;
 
 /// splitmix64 (Steele, Lea, Flood 2014): a 64-bit state advanced by a constant and mixed.

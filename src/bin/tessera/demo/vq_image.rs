@@ -5,7 +5,7 @@
 //!    last column/row (the padding is cropped away again).
 //! 2. A patch's latent is its pixels in [0, 1], `dim = 3·patch²` values, row by row, pixel by
 //!    pixel, R G B within a pixel.
-//! 3. One codebook of `K` entries is fitted with k-means ([`Codebook::fit`], squared L2) to
+//! 3. One codebook of `K` entries is fitted with k-means ([`fit_codebook`], squared L2) to
 //!    the patches of all the images together.
 //! 4. Each image is tokenized (nearest entry per patch) and rebuilt from the chosen entries,
 //!    pixels clipped to [0, 1].
@@ -15,9 +15,9 @@
 
 use crate::demo::fsq_image::{psnr, RgbImage};
 use crate::error::{CliError as Error, Result};
-use tessera::{Codebook, Metric, SearchOptions};
+use tessera::{fit_codebook, KmeansOptions, KmeansProgress};
 use tessera::{Device, FloatElement};
-use tessera::{KmeansOptions, KmeansProgress};
+use tessera::{Metric, SearchOptions};
 
 /// What [`run`] fits.
 #[derive(Clone, Copy, Debug)]
@@ -121,7 +121,7 @@ pub(crate) fn run<T: FloatElement>(
     let data = device.upload(&latents.concat())?;
     let kmeans =
         KmeansOptions { dim, k, iterations: options.iterations, seed: options.seed, metric: Metric::SquaredL2 };
-    let codebook = Codebook::fit(device, &data, &kmeans, progress)?;
+    let codebook = fit_codebook(device, &data, &kmeans, progress)?;
     drop(data);
 
     let search = SearchOptions { distances: false, ..SearchOptions::default() };

@@ -1,7 +1,7 @@
 //! k-means: the centroid kernels bit-exact against the reference, a short fit against the Cpu backend.
 
 use super::{pseudo_random, Check};
-use tessera::{reference, update_centroids, CentroidKernel, Codebook, Device, FloatElement, KmeansOptions};
+use tessera::{fit_codebook, reference, update_centroids, CentroidKernel, Device, FloatElement, KmeansOptions};
 
 /// `tessera doctor`: the centroid kernels (both variants, f32 and bf16) against the
 /// reference, bit for bit; a short fit on the emulator against the Cpu backend; residual VQ.
@@ -49,7 +49,7 @@ fn fit_check(device: &Device) -> Check {
             .collect();
         let options = KmeansOptions { iterations: 4, seed: 11, ..KmeansOptions::new(d, k) };
         let fit = |dev: &Device| -> tessera::Result<Vec<f32>> {
-            Codebook::fit(dev, &dev.upload(&data)?, &options, &mut |_| {})?.entries().download()
+            fit_codebook(dev, &dev.upload(&data)?, &options, &mut |_| {})?.entries().download()
         };
         if fit(device)? == fit(&Device::cpu())? {
             Ok(format!("{} rows, k = {k}, d = {d}, 4 iterations: same codebook as the Cpu backend", k * per))

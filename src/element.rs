@@ -1,4 +1,5 @@
-//! Element types a [`DeviceBuffer`](super::DeviceBuffer) can hold.
+//! Element types a [`DeviceBuffer`](crate::DeviceBuffer) can hold. A leaf module: the
+//! references, the error type and the device layer all build on it.
 
 use half::{bf16, f16};
 
