@@ -31,15 +31,16 @@
 use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{host, host_mut, row_count, RowStatus};
+use crate::kernels::constants;
 use crate::kernels::launch::LaunchConfig;
 use crate::reference;
 
 /// Largest latent dimension `d` a [`BinaryQuantizer`] supports.
-pub const BINARY_QUANT_MAX_DIM: usize = 1024;
+pub const BINARY_QUANT_MAX_DIM: usize = constants::binary_quant::BQ_MAX_DIM as usize;
 /// Largest `group_bits` (a group index is a u32 below `2^31`).
 pub const BINARY_QUANT_MAX_GROUP_BITS: u32 = 31;
 /// Threads per block of every binary_quant kernel (`BQ_THREADS` in binary_quant.cu).
-const BQ_THREADS: u32 = 256;
+const BQ_THREADS: u32 = constants::binary_quant::BQ_THREADS;
 /// Warps per block (`BQ_WARPS`).
 const BQ_WARPS: usize = BQ_THREADS as usize / 32;
 /// Target bytes of one staged row tile of the fast kernels.

@@ -23,18 +23,19 @@
 use crate::device::{BackendKind, BufferView, DType, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{row_count, RowStatus};
+use crate::kernels::constants;
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::codebook as reference;
 pub use crate::reference::codebook::Metric;
 
 /// Latents per block of both search paths.
-const ROWS_PER_BLOCK: usize = 64;
+const ROWS_PER_BLOCK: usize = constants::codebook::MMA_BM as usize;
 /// Codes per tile of both search paths; split ranges are multiples of it.
-const CODES_PER_TILE: usize = 64;
+const CODES_PER_TILE: usize = constants::codebook::MMA_BN as usize;
 /// Warps (rows) per block of the one-warp-per-row kernels.
-const ROWS_WARPS: usize = 8;
+const ROWS_WARPS: usize = constants::codebook::ROWS_WARPS as usize;
 /// Largest d the tensor-core path keeps resident in shared memory.
-const MMA_MAX_D: usize = 512;
+const MMA_MAX_D: usize = constants::codebook::MMA_MAX_D as usize;
 /// Fewest codes a split of the codebook gets (below this, splitting costs more than it gains).
 const MIN_CODES_PER_SPLIT: usize = 256;
 /// Blocks to aim for when splitting: two waves of an H100's 132 SMs.
@@ -391,7 +392,9 @@ impl<T: FloatElement> Codebook<T> {
                     codebook_search_simt(device, &cfg, zs, es, &self.sqnorm, &mut keys, n32, k32, d32, cps)?;
                 }
                 SearchPath::TensorCore => {
-                    let smem = ROWS_PER_BLOCK * (self.d + 8) * 2 + 2 * CODES_PER_TILE * (32 + 8) * 2;
+                    // A tiles of all d plus two B stages of MMA_BK dims, rows padded by 8 halves (mma_tile.cuh).
+                    let bk = constants::codebook::MMA_BK as usize;
+                    let smem = ROWS_PER_BLOCK * (self.d + 8) * 2 + 2 * CODES_PER_TILE * (bk + 8) * 2;
                     let cfg = LaunchConfig {
                         grid: (grid_x, plan.splits as u32, 1),
                         block: (128, 1, 1),

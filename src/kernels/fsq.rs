@@ -21,6 +21,7 @@
 use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::{check_len, host, host_mut, row_count, RowStatus};
+use crate::kernels::constants;
 use crate::kernels::fsq_thresholds::DimThresholds;
 use crate::kernels::launch::LaunchConfig;
 use crate::reference;
@@ -29,9 +30,9 @@ const NAN_REASON: &str = "NaN has no FSQ code";
 const INDEX_REASON: &str = "index is not below the codebook size (product of levels)";
 
 /// Largest number of dimensions (levels) an [`Fsq`] supports.
-pub const FSQ_MAX_DIM: usize = 16;
+pub const FSQ_MAX_DIM: usize = constants::fsq::FSQ_MAX_DIM as usize;
 /// Threads per block of the FSQ kernels, and rows per block tile (`FSQ_THREADS` in fsq.cu).
-const FSQ_THREADS: u32 = 256;
+const FSQ_THREADS: u32 = constants::fsq::FSQ_THREADS;
 
 /// Divisor magic numbers for `n / d` = `(umulhi(n, mul) + n) >> shift` (see fsq.cu).
 #[repr(C)]
@@ -52,7 +53,7 @@ impl FastDiv {
 
 /// Most FSQ thresholds a quantizer may need, `Σ_j (L_j − 1)` (`FSQ_MAX_THRESHOLDS` in
 /// fsq.cu): they travel in the kernel parameter block, which stays under 4 KiB.
-pub const FSQ_MAX_THRESHOLDS: usize = 512;
+pub const FSQ_MAX_THRESHOLDS: usize = constants::fsq::FSQ_MAX_THRESHOLDS as usize;
 
 /// Kernel parameters, field for field `FsqParams` of kernels/fsq.cu.
 #[repr(C)]

@@ -38,12 +38,13 @@ use crate::device::{BackendKind, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::checks::RowStatus;
 use crate::kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath};
+use crate::kernels::constants;
 use crate::kernels::launch::LaunchConfig;
 use crate::kernels::radix_sort::{exclusive_scan, sort_rows_by_key};
 use crate::reference::kmeans as reference;
 
 /// Threads per block of every kernel of kmeans.cu (`KM_THREADS`).
-const THREADS: u32 = 256;
+const THREADS: u32 = constants::kmeans::KM_THREADS;
 /// Entries (warps) per block of the v1 centroid kernel.
 const WARPS: usize = 8;
 /// Most rows a fit or an update takes, and most entries (k ≤ n): 2^31, the limit of the

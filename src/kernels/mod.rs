@@ -4,6 +4,7 @@
 pub(crate) mod launch;
 
 pub(crate) mod checks;
+pub(crate) mod constants;
 
 pub mod binary_quant;
 pub mod codebook;

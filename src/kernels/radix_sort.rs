@@ -4,16 +4,17 @@
 
 use crate::device::{BackendKind, Device, DeviceBuffer};
 use crate::error::{Error, Result};
+use crate::kernels::constants;
 use crate::kernels::launch::LaunchConfig;
 
 /// Threads per block of every kernel of radix_sort.cu (`RS_THREADS`).
-const THREADS: u32 = 256;
+const THREADS: u32 = constants::radix_sort::RS_THREADS;
 /// Bits of the key sorted per pass (`RS_RADIX_BITS`).
-const RADIX_BITS: u32 = 8;
+const RADIX_BITS: u32 = constants::radix_sort::RS_RADIX_BITS;
 /// Digits per pass (`RS_RADIX`).
 const RADIX: usize = 1 << RADIX_BITS;
 /// Rows per block of the sort kernels (`RS_CHUNK`).
-const CHUNK: usize = 256 * 8;
+const CHUNK: usize = (constants::radix_sort::RS_THREADS * constants::radix_sort::RS_TILES) as usize;
 /// Most keys a sort takes: the kernels' row arithmetic stays in u32 with room for a block.
 pub(crate) const MAX_KEYS: usize = 1 << 31;
 

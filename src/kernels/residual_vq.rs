@@ -20,11 +20,12 @@
 use crate::device::{BackendKind, BufferView, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::codebook::{Codebook, Commitment, Metric, SearchOptions, SearchPath};
+use crate::kernels::constants;
 use crate::kernels::kmeans::{fit_codebook, KmeansOptions, KmeansProgress};
 use crate::kernels::launch::LaunchConfig;
 
 /// Threads per block of the accumulate kernel (`RVQ_THREADS`).
-const THREADS: u32 = 256;
+const THREADS: u32 = constants::residual_vq::RVQ_THREADS;
 
 declare_kernels! {
     /// C: `residual_vq_accumulate_<T>(const T* stage_quantized, const unsigned* stage_indices,
