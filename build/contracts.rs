@@ -153,9 +153,8 @@ fn c_function_type(decl: &Decl, dtype: Option<&str>) -> String {
 /// A generic kernel is found as `name_##SUFFIX(`, a plain one as `void name(`.
 pub fn c_param_names(decl: &Decl, source: &str) -> Option<Vec<String>> {
     let source = source.replace("\\\n", " ");
-    let patterns: Vec<String> =
-        if decl.dtypes.is_empty() { vec![format!("{}(", decl.name)] } else { vec![format!("{}_##", decl.name)] };
-    for pattern in patterns {
+    let pattern = if decl.dtypes.is_empty() { format!("{}(", decl.name) } else { format!("{}_##", decl.name) };
+    {
         let mut from = 0;
         while let Some(found) = source[from..].find(&pattern) {
             let at = from + found;

@@ -123,22 +123,41 @@ impl<'a, 'b: 'a, T: Element> From<&'a BufferViewMut<'b, T>> for BufferView<'a, T
     }
 }
 
+/// The accessors both view types share (length, offset, alignment, download).
+macro_rules! view_accessors {
+    ($view:ident) => {
+        impl<T: Element> $view<'_, T> {
+            /// Number of elements.
+            pub fn len(&self) -> usize {
+                self.len
+            }
+
+            /// True when the view holds no element.
+            pub fn is_empty(&self) -> bool {
+                self.len == 0
+            }
+
+            /// Offset of the first element in the underlying buffer, in elements.
+            pub fn offset(&self) -> usize {
+                self.offset
+            }
+
+            /// Copies the viewed elements to the host; synchronizes like [`DeviceBuffer::download`].
+            pub fn download(&self) -> Result<Vec<T>> {
+                self.buffer.download_range(self.offset, self.len)
+            }
+
+            /// True when the first element is `align`-byte aligned in device memory.
+            pub fn is_aligned(&self, align: usize) -> bool {
+                (self.offset * std::mem::size_of::<T>()) % align == 0
+            }
+        }
+    };
+}
+view_accessors!(BufferView);
+view_accessors!(BufferViewMut);
+
 impl<'a, T: Element> BufferView<'a, T> {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when the view holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Offset of the first element in the underlying buffer, in elements.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-
     /// The device that owns the underlying buffer.
     pub fn device(&self) -> &'a Device {
         self.buffer.device()
@@ -149,16 +168,6 @@ impl<'a, T: Element> BufferView<'a, T> {
     pub fn view(&self, range: impl RangeBounds<usize>) -> Result<BufferView<'a, T>> {
         let r = checked_range(range, self.len)?;
         Ok(BufferView { buffer: self.buffer, offset: self.offset + r.start, len: r.len() })
-    }
-
-    /// Copies the viewed elements to the host; synchronizes like [`DeviceBuffer::download`].
-    pub fn download(&self) -> Result<Vec<T>> {
-        self.buffer.download_range(self.offset, self.len)
-    }
-
-    /// True when the first element is `align`-byte aligned in device memory.
-    pub fn is_aligned(&self, align: usize) -> bool {
-        (self.offset * std::mem::size_of::<T>()) % align == 0
     }
 
     pub(crate) fn buffer(&self) -> &'a DeviceBuffer<T> {
@@ -177,21 +186,6 @@ impl<'a, T: Element> BufferView<'a, T> {
 }
 
 impl<'a, T: Element> BufferViewMut<'a, T> {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when the view holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Offset of the first element in the underlying buffer, in elements.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-
     /// The device that owns the underlying buffer.
     pub fn device(&self) -> &Device {
         self.buffer.device()
@@ -205,16 +199,6 @@ impl<'a, T: Element> BufferViewMut<'a, T> {
     /// This view, read-only.
     pub fn as_view(&self) -> BufferView<'_, T> {
         BufferView { buffer: &*self.buffer, offset: self.offset, len: self.len }
-    }
-
-    /// Copies the viewed elements to the host; synchronizes like [`DeviceBuffer::download`].
-    pub fn download(&self) -> Result<Vec<T>> {
-        self.buffer.download_range(self.offset, self.len)
-    }
-
-    /// True when the first element is `align`-byte aligned in device memory.
-    pub fn is_aligned(&self, align: usize) -> bool {
-        (self.offset * std::mem::size_of::<T>()) % align == 0
     }
 
     pub(crate) fn buffer(&self) -> &DeviceBuffer<T> {

@@ -105,7 +105,7 @@ pub enum BinaryQuantKernel {
 }
 
 /// An LFQ or BSQ quantizer for latents of dimension `d` with group-wise indices of
-/// `group_bits` bits. See the [module documentation](self) for the definitions.
+/// `group_bits` bits (definitions: the header of kernels/binary_quant.cu).
 #[derive(Clone, Debug)]
 pub struct BinaryQuantizer {
     op: BinaryQuantOp,

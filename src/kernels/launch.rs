@@ -14,19 +14,9 @@
 //! - `scalar S` : `S` passed by value (ints, floats, `#[repr(C)]` parameter structs that
 //!   implement `cudarc::driver::DeviceRepr`).
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 pub(crate) use crate::device::LaunchConfig;
-
-/// Prepares a Cuda launch: the function, allowed the launch's dynamic shared memory (set
-/// once per function and size by the backend's cache, see `CudaBackend::function`).
-pub(crate) fn cuda_function(
-    cuda: &crate::device::cuda::CudaBackend,
-    symbol: &'static str,
-    cfg: &LaunchConfig,
-) -> Result<cudarc::driver::CudaFunction> {
-    cuda.function(symbol, cfg.shared_mem_bytes)
-}
 
 pub(crate) fn not_on_cpu(kernel: &'static str) -> Error {
     Error::Unsupported {
@@ -141,7 +131,8 @@ macro_rules! __kernel_dispatch {
             $crate::device::Backend::Cuda(cuda) => {
                 #[allow(unused_imports)]
                 use cudarc::driver::PushKernelArg;
-                let function = $crate::kernels::launch::cuda_function(cuda, $symbol, $cfg)?;
+                // Looked up once; the shared-memory opt-in is set once per size (CudaBackend::function).
+                let function = cuda.function($symbol, $cfg.shared_mem_bytes)?;
                 let stream = cuda.stream();
                 $( #[allow(unused_mut)] let mut $arg = __karg_cuda!($kind $arg); )*
                 let mut builder = stream.launch_builder(&function);
