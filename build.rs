@@ -7,8 +7,11 @@
 //!    `src/device/cuda.rs` embeds. Without nvcc the crate still builds; the Cuda backend
 //!    then reports that the kernels were not compiled, and cfg `tessera_device_code` is off.
 //!
-//! `TESSERA_SANITIZE=address` builds the host library with AddressSanitizer (recoverable,
-//! so an invalid access becomes a launch error naming the kernel) and links libasan.
+//! `TESSERA_SANITIZE` instruments the host kernels: `checks` (the default of the test suite,
+//! feature `selftest`) makes every load and store of kernel code call the emulator's
+//! memcheck, racecheck, initcheck and profiler (kernels/host/checks*.cpp); `address` builds
+//! with AddressSanitizer (recoverable, so an invalid access becomes a launch error naming the
+//! kernel) and links libasan; `none` (the default otherwise) instruments nothing.
 //!
 //! `TESSERA_HOST_FP_CONTRACT=off|fast` (default `off`) sets the host kernels'
 //! `-ffp-contract`. `fast` lets the C++ compiler fuse `a*b+c` into an FMA the way nvcc
@@ -23,6 +26,8 @@ use std::process::Command;
 
 #[path = "build/contracts.rs"]
 mod contracts;
+#[path = "build/static_shared.rs"]
+mod static_shared;
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -31,6 +36,7 @@ fn main() {
 
     println!("cargo::rustc-check-cfg=cfg(tessera_device_code)");
     println!("cargo::rustc-check-cfg=cfg(tessera_asan)");
+    println!("cargo::rustc-check-cfg=cfg(tessera_emu_checks)");
     println!("cargo:rerun-if-changed=kernels");
     // The kernel declarations that the contract check compares with the C definitions.
     println!("cargo:rerun-if-changed=src/kernels");
@@ -77,12 +83,32 @@ fn cu_files(dir: &Path) -> Vec<PathBuf> {
     files_with_ext(dir, "cu")
 }
 
-fn sanitize_address() -> bool {
-    match env::var("TESSERA_SANITIZE") {
-        Ok(v) if v == "address" => true,
-        Ok(v) if v.is_empty() => false,
-        Ok(v) => panic!("TESSERA_SANITIZE={v}: the only supported sanitizer is `address`"),
-        Err(_) => false,
+/// How the host kernels are instrumented (`TESSERA_SANITIZE`).
+#[derive(Clone, Copy, PartialEq)]
+enum Sanitize {
+    /// No instrumentation: the fastest emulator.
+    None,
+    /// AddressSanitizer over the kernels and the emulator (redzones, use-after-free).
+    Address,
+    /// The emulator's own checks: every load and store of kernel code calls the runtime
+    /// (memcheck with exact bounds, racecheck, initcheck, the memory profile).
+    Checks,
+}
+
+fn sanitize() -> Sanitize {
+    match env::var("TESSERA_SANITIZE").as_deref() {
+        Ok("address") => Sanitize::Address,
+        Ok("checks") => Sanitize::Checks,
+        Ok("none") => Sanitize::None,
+        // The test suite (feature `selftest`) runs with the checks; a user's build without.
+        Ok("") | Err(_) => {
+            if env::var_os("CARGO_FEATURE_SELFTEST").is_some() {
+                Sanitize::Checks
+            } else {
+                Sanitize::None
+            }
+        }
+        Ok(v) => panic!("TESSERA_SANITIZE={v}: must be `checks`, `address` or `none`"),
     }
 }
 
@@ -130,19 +156,28 @@ fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf
     let dir = out_dir.join("contracts");
     fs::create_dir_all(&dir).unwrap();
     let mut units = Vec::new();
+    // Rewrite only on change, so that cc does not recompile an unchanged unit.
+    let write_if_changed = |path: &Path, text: &str| {
+        if fs::read_to_string(path).ok().as_deref() != Some(text) {
+            fs::write(path, text).unwrap();
+        }
+    };
+    // The kernel file as the host compiles it: static __shared__ variables in the block's arena.
+    let host_copy = |cu: &Path, name: &str| {
+        let path = dir.join(format!("{name}.cu"));
+        write_if_changed(&path, &static_shared::rewrite(cu, &fs::read_to_string(cu).unwrap()));
+        path
+    };
     let mut write_unit = |name: String, text: String| {
         let path = dir.join(name);
-        // Rewrite only on change, so that cc does not recompile an unchanged unit.
-        if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            fs::write(&path, text).unwrap();
-        }
+        write_if_changed(&path, &text);
         units.push(path);
     };
     for cu in kernel_files {
         let stem = cu.file_stem().unwrap().to_string_lossy().to_string();
         let wrapper = manifest.join("src/kernels").join(format!("{stem}.rs"));
         let decls = if wrapper.is_file() { contracts::parse_rust(&wrapper) } else { Vec::new() };
-        let (unit, missing) = contracts::contract_unit(cu, &decls, manifest);
+        let (unit, missing) = contracts::contract_unit(cu, &host_copy(cu, &stem), &decls, manifest);
         if let Some(d) = missing.first() {
             panic!(
                 "kernel contract: src/kernels/{stem}.rs declares {} but kernels/{stem}.cu does not define it",
@@ -155,7 +190,7 @@ fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf
         let mut decls = contracts::parse_rust(&manifest.join("src/selftest.rs"));
         for cu in selftest {
             let stem = cu.file_stem().unwrap().to_string_lossy().to_string();
-            let (unit, rest) = contracts::contract_unit(cu, &decls, manifest);
+            let (unit, rest) = contracts::contract_unit(cu, &host_copy(cu, &format!("selftest_{stem}")), &decls, manifest);
             decls = rest;
             write_unit(format!("selftest_{stem}.cpp"), unit);
         }
@@ -167,7 +202,7 @@ fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf
 }
 
 fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
-    let asan = sanitize_address();
+    let mode = sanitize();
     let mut build = cc::Build::new();
     build
         .cpp(true)
@@ -187,7 +222,7 @@ fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
         // contract nothing (needs a CPU with FMA3, as every x86-64 since 2013 has).
         build.flag("-mfma");
     }
-    if asan {
+    if mode == Sanitize::Address {
         build
             .flag("-fsanitize=address")
             .flag("-fsanitize-recover=address")
@@ -204,6 +239,24 @@ fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
     // so they go through a second object list).
     let mut cu = build.clone();
     cu.flag("-x").flag("c++");
+    if mode == Sanitize::Checks {
+        // Kernel code only (the runtime defines the hooks and stays uninstrumented): every
+        // load and store calls __asan_{load,store}N_noabort (no ASan runtime is linked);
+        // float->int conversions out of range and shifts by >= the width call the
+        // __ubsan_handle_* hooks (kernels/host/checks_ubsan.cpp).
+        cu.flag("-fsanitize=kernel-address")
+            .flag("--param=asan-instrumentation-with-call-threshold=0")
+            .flag("--param=asan-stack=0")
+            .flag("--param=asan-globals=0")
+            .flag("-fsanitize=float-cast-overflow,shift-exponent")
+            .flag("-fsanitize-recover=float-cast-overflow,shift-exponent")
+            .flag("-fno-omit-frame-pointer");
+    }
+    if mode == Sanitize::Checks {
+        build.define("TESSERA_EMU_CHECKS", "1");
+        cu.define("TESSERA_EMU_CHECKS", "1");
+        println!("cargo:rustc-cfg=tessera_emu_checks");
+    }
     for file in units {
         cu.file(file);
     }

@@ -3,6 +3,8 @@
 //! signature — two pointer parameters swapped, or a scalar of another width — fails it,
 //! by the name comparison or by the C++ compiler's static_assert.
 
+#[path = "../build/static_shared.rs"]
+mod static_shared;
 #[allow(dead_code)]
 #[path = "../build/contracts.rs"]
 mod contracts;
@@ -29,7 +31,10 @@ fn edited_fsq(test: &str, edit: impl Fn(&str) -> String) -> PathBuf {
 /// compiler, as build.rs's host build does. Returns whether it compiled, and the errors.
 fn compiles(cu: &Path) -> (bool, String) {
     let decls = contracts::parse_rust(&manifest().join("src/kernels/fsq.rs"));
-    let (unit, missing) = contracts::contract_unit(cu, &decls, &manifest());
+    // As build.rs does: the unit includes the host rewrite of the file (static __shared__).
+    let host_copy = cu.with_extension("host.cu");
+    std::fs::write(&host_copy, static_shared::rewrite(cu, &std::fs::read_to_string(cu).unwrap())).unwrap();
+    let (unit, missing) = contracts::contract_unit(cu, &host_copy, &decls, &manifest());
     assert!(missing.is_empty(), "fsq.rs declares kernels fsq.cu does not define");
     let unit_path = cu.with_extension("contract.cpp");
     std::fs::write(&unit_path, unit).unwrap();
@@ -62,7 +67,7 @@ fn swapped_pointer_parameters_fail_the_name_check() {
         s.replace(SIGNATURE, "fsq_quantize_##SUFFIX(const T* z, T* values, int* codes,")
     });
     let decls = contracts::parse_rust(&manifest().join("src/kernels/fsq.rs"));
-    let result = std::panic::catch_unwind(|| contracts::contract_unit(&cu, &decls, &manifest()));
+    let result = std::panic::catch_unwind(|| contracts::contract_unit(&cu, &cu, &decls, &manifest()));
     let message = match result {
         Err(panic) => panic.downcast_ref::<String>().cloned().unwrap_or_default(),
         Ok(_) => panic!("the swapped signature passed the contract check"),
