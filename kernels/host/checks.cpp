@@ -457,6 +457,9 @@ void checks_barrier(BlockChecks* b) {
 }
 
 void checks_warp_sync(BlockChecks* b, unsigned warp, unsigned mask) {
+    const unsigned first = warp * 32;
+    if (first >= b->n) return;
+    if (b->n - first < 32) mask &= (1u << (b->n - first)) - 1u;  // lanes of a partial warp that exist
     for (unsigned m = mask; m; m &= m - 1) ++b->sync_count[warp * 32 + __builtin_ctz(m)];
     uint32_t* seen = &b->seen[(size_t)warp * 1024];
     for (unsigned mx = mask; mx; mx &= mx - 1) {
