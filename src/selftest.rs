@@ -198,7 +198,8 @@ pub fn oob(device: &Device, x: &[f32]) -> Result<Vec<f32>> {
     out.download()
 }
 
-/// Kernels that must fail on the emulator (never run them on a GPU: some never finish).
+/// Kernels that must fail on the emulator (never run them on a GPU: some never finish), and
+/// two that CUDA allows although they look wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broken {
     /// Even threads at `__syncthreads`, odd threads at `__syncwarp`.
@@ -211,12 +212,13 @@ pub enum Broken {
     SourceNotInMask,
     /// Lanes of one mask meet at different collectives.
     CollectiveMismatch,
-    /// A lane exits while the others shuffle with it in the mask.
+    /// A lane exits while the others shuffle with it in the mask (allowed, as in CUDA: the
+    /// exited lane's mask bit is ignored).
     CollectiveExited,
     /// Two lanes of one collective pass different masks.
     MaskMismatch,
     /// A full-mask warp reduction in a partial warp (launch with a block size that is not a
-    /// multiple of 32).
+    /// multiple of 32): allowed, as in CUDA (the missing lanes' bits are ignored).
     PartialWarpFullMask,
 }
 
