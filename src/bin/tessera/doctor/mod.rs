@@ -51,9 +51,11 @@ pub(crate) fn run() -> ExitCode {
     println!("tessera {}", env!("CARGO_PKG_VERSION"));
     println!("backends:");
     println!("  cpu       available: plain-Rust reference implementations");
+    let on_off = |on: bool| if on { "on" } else { "off" };
     println!(
-        "  emulator  available: kernel sources compiled for the host (AddressSanitizer: {})",
-        if tessera::emulator::sanitizer_enabled() { "on" } else { "off" }
+        "  emulator  available: kernel sources compiled for the host (checks: {}, AddressSanitizer: {})",
+        on_off(tessera::emulator::checks_enabled()),
+        on_off(tessera::emulator::sanitizer_enabled())
     );
     let probe = tessera::cuda::probe();
     println!("  cuda      driver (libcuda): {}", if probe.driver_found { "found" } else { "not found" });
