@@ -232,13 +232,13 @@ fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
         println!("cargo:rustc-link-arg=-fsanitize=address");
         println!("cargo:rustc-link-lib=dylib=asan");
     }
+    // Kernel sources are CUDA: compile them as C++ (the `-x c++` must precede each file,
+    // so they go through a second object list, cloned before the runtime's files join the first).
+    let mut cu = build.clone();
+    cu.flag("-x").flag("c++");
     for file in runtime {
         build.file(file);
     }
-    // Kernel sources are CUDA: compile them as C++ (the `-x c++` must precede each file,
-    // so they go through a second object list).
-    let mut cu = build.clone();
-    cu.flag("-x").flag("c++");
     if mode == Sanitize::Checks {
         // Kernel code only (the runtime defines the hooks and stays uninstrumented): every
         // load and store calls __asan_{load,store}N_noabort (no ASan runtime is linked);

@@ -37,5 +37,7 @@ pub mod cuda {
 
 /// Facts about the kernel emulator.
 pub mod emulator {
-    pub use crate::device::emulator::sanitizer_enabled;
+    pub use crate::device::emulator::{
+        checks_enabled, profile, sanitizer_enabled, with_arch, LaunchRecord, ProfileCounters,
+    };
 }

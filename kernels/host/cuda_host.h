@@ -15,14 +15,18 @@
 //   9. __half / __nv_bfloat16 and their conversions (round-to-nearest-even, bit-identical to
 //      Rust's `half` crate, NaN payloads included)
 //
-// Why `__shared__` is `static thread_local`: all threads of one block run as fibers on one OS
-// thread (the emulator's worker), and a worker runs its blocks one after another. A
-// thread_local static is therefore one instance per block-in-flight, shared by exactly the
-// threads of that block, like shared memory. Its contents persist from the previous block on
-// the same worker, like uninitialised shared memory on a GPU. Dynamic shared memory is
-// different: it is malloc'd per block with exactly the launch's byte count (so ASan sees an
-// overrun) and filled with 0xFF bytes (NaN as f32/f16/bf16, -1 as an integer), so a kernel
-// that reads it before writing it computes garbage; reach it through TESSERA_DYNAMIC_SMEM.
+// Shared memory: every block has one arena, static variables first, the dynamic part after
+// them, filled with 0xFF bytes at the block's start (NaN as f32/f16/bf16, -1 as an integer),
+// so a kernel that reads it before writing it computes garbage (and initcheck, in the checks
+// build, reports the read). Static `__shared__` declarations inside kernels are rewritten at
+// build time into `auto& name = tessera_host::static_shared<T, align>("name", [] {})`, a
+// reference into the arena (build/static_shared.rs); the dynamic part is reached through
+// TESSERA_DYNAMIC_SMEM.
+//
+// Instrumentation (TESSERA_SANITIZE=checks): the kernel units are compiled so that every load
+// and store calls the emulator's hooks (kernels/host/checks.cpp). Code of this header that is
+// the emulator's, not the kernel's (builtins, atomics), is kept out of that trace with
+// TESSERA_OUT_OF_TRACE, and reports what it touches explicitly.
 //
 // Host-only caveats: `__device__` helpers and `__shared__`/`__constant__`/`__device__`
 // variables at namespace scope of *different* .cu files end up in one host library, so they
@@ -60,7 +64,10 @@
 #define __device__
 #define __host__
 #define __constant__
-#define __shared__ static thread_local
+// Static __shared__ variables are rewritten by build.rs (build/static_shared.rs) into
+// references into the block's shared arena (tessera_host::static_shared below); one that the
+// rewrite did not see (in a header) fails to compile here.
+#define __shared__ tessera_shared_variables_must_be_declared_in_a_cu_file
 #define __managed__
 #define __forceinline__ inline __attribute__((always_inline))
 // libstdc++ spells `__attribute__((__noinline__))` in some headers, which this macro would
@@ -71,6 +78,11 @@
 #define __align__(n) __attribute__((aligned(n)))
 #define __grid_constant__
 #define __CUDA_ARCH_HOST_EMULATION__ 1
+#if defined(TESSERA_EMU_CHECKS)
+#define TESSERA_OUT_OF_TRACE __attribute__((no_sanitize_address, noinline))
+#else
+#define TESSERA_OUT_OF_TRACE
+#endif
 
 // ---- 3. vector types -----------------------------------------------------------------------------
 struct __align__(8) float2 { float x, y; };
@@ -134,10 +146,25 @@ struct ThreadBuiltins {
 extern thread_local const ThreadBuiltins* tls_builtins;
 }  // namespace tessera_host
 
+#if defined(TESSERA_EMU_CHECKS)
+// Read through functions outside the trace: the builtins live in the emulator's records,
+// which are no buffer of the launch.
+namespace tessera_host {
+uint3 builtin_thread_idx();
+uint3 builtin_block_idx();
+dim3 builtin_block_dim();
+dim3 builtin_grid_dim();
+}  // namespace tessera_host
+#define threadIdx (::tessera_host::builtin_thread_idx())
+#define blockIdx (::tessera_host::builtin_block_idx())
+#define blockDim (::tessera_host::builtin_block_dim())
+#define gridDim (::tessera_host::builtin_grid_dim())
+#else
 #define threadIdx (::tessera_host::tls_builtins->thread_idx)
 #define blockIdx (::tessera_host::tls_builtins->block_idx)
 #define blockDim (::tessera_host::tls_builtins->block_dim)
 #define gridDim (::tessera_host::tls_builtins->grid_dim)
+#endif
 static const int warpSize = 32;
 
 // ---- 5. runtime interface (kernels/host/runtime.cpp) -------------------------------------------
@@ -181,6 +208,23 @@ int block_barrier(int kind, int predicate, const char* file, unsigned line);
 unsigned active_mask();
 // The calling block's dynamic shared memory.
 void* dynamic_smem();
+// The calling block's instance of the static shared variable identified by `key` (one per
+// declaration site and template instantiation): placed in the block's arena at its first use
+// in the block, poisoned; over 48 KiB of static shared memory, or static plus dynamic over the
+// emulated architecture's limit, ends the launch with TESSERA_EMU_BAD_CONFIG.
+void* static_shared_alloc(size_t size, size_t align, const void* key, const char* name);
+template <class T, size_t Align, class Site>
+inline T& static_shared(const char* name, Site) {
+    static_assert(std::is_trivially_default_constructible_v<std::remove_all_extents_t<T>> &&
+                      std::is_trivially_destructible_v<std::remove_all_extents_t<T>>,
+                  "__shared__ variables have no constructors or destructors");
+    static char key;  // its address identifies the variable
+    constexpr size_t align = Align > alignof(T) ? Align : alignof(T);
+    return *static_cast<T*>(static_shared_alloc(sizeof(T), align, &key, name));
+}
+// An atomic operation's access, reported by the (uninstrumented) atomic functions in the
+// checks build: memcheck, initcheck and the profile count it; racecheck does not.
+void atomic_access(const void* p, size_t size);
 // cp.async emulation: the source is read at issue, the destination written when the group
 // that contains the copy is retired by cp_async_wait.
 void cp_async16(const void* smem_dst, const void* gmem_src, const char* file, unsigned line);
@@ -308,12 +352,21 @@ inline unsigned __match_all_sync(unsigned mask, T v, int* pred, TESSERA_LOC) {
 }
 
 // ---- 7. atomics and fences (real atomics: blocks run on several OS threads) ------------------------
+// TESSERA_ATOMIC: outside the checks' trace (an atomic is no race), reported explicitly.
+#if defined(TESSERA_EMU_CHECKS)
+#define TESSERA_ATOMIC TESSERA_OUT_OF_TRACE inline
+#define TESSERA_ATOMIC_NOTE(a) ::tessera_host::atomic_access((a), sizeof(*(a)))
+#else
+#define TESSERA_ATOMIC inline
+#define TESSERA_ATOMIC_NOTE(a) ((void)0)
+#endif
 namespace tessera_host {
 template <class T>
-inline T atomic_rmw_cas(T* addr, T (*f)(T, T), T val) {
+TESSERA_ATOMIC T atomic_rmw_cas(T* addr, T (*f)(T, T), T val) {
     // Compare-and-swap loop on the object representation (floats, min/max, inc/dec).
     using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
     static_assert(sizeof(T) == sizeof(U), "4- or 8-byte atomics");
+    TESSERA_ATOMIC_NOTE(addr);
     U* p = reinterpret_cast<U*>(addr);
     U old = __atomic_load_n(p, __ATOMIC_RELAXED);
     for (;;) {
@@ -325,7 +378,7 @@ inline T atomic_rmw_cas(T* addr, T (*f)(T, T), T val) {
 }  // namespace tessera_host
 
 #define TESSERA_ATOMIC_ADD(T) \
-    inline T atomicAdd(T* a, T v) { return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST); }
+    TESSERA_ATOMIC T atomicAdd(T* a, T v) { return TESSERA_ATOMIC_NOTE(a), __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST); }
 TESSERA_ATOMIC_ADD(int) TESSERA_ATOMIC_ADD(unsigned) TESSERA_ATOMIC_ADD(unsigned long long)
 #undef TESSERA_ATOMIC_ADD
 inline float atomicAdd(float* a, float v) {
@@ -334,8 +387,8 @@ inline float atomicAdd(float* a, float v) {
 inline double atomicAdd(double* a, double v) {
     return ::tessera_host::atomic_rmw_cas<double>(a, [](double o, double x) { return o + x; }, v);
 }
-inline int atomicSub(int* a, int v) { return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST); }
-inline unsigned atomicSub(unsigned* a, unsigned v) { return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST); }
+TESSERA_ATOMIC int atomicSub(int* a, int v) { return TESSERA_ATOMIC_NOTE(a), __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST); }
+TESSERA_ATOMIC unsigned atomicSub(unsigned* a, unsigned v) { return TESSERA_ATOMIC_NOTE(a), __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST); }
 #define TESSERA_ATOMIC_MINMAX(T)                                                                      \
     inline T atomicMin(T* a, T v) {                                                                   \
         return ::tessera_host::atomic_rmw_cas<T>(a, [](T o, T x) { return x < o ? x : o; }, v);      \
@@ -347,20 +400,22 @@ TESSERA_ATOMIC_MINMAX(int) TESSERA_ATOMIC_MINMAX(unsigned) TESSERA_ATOMIC_MINMAX
 TESSERA_ATOMIC_MINMAX(unsigned long long)
 #undef TESSERA_ATOMIC_MINMAX
 #define TESSERA_ATOMIC_CAS_EXCH(T)                                                                    \
-    inline T atomicCAS(T* a, T compare, T val) {                                                      \
+    TESSERA_ATOMIC T atomicCAS(T* a, T compare, T val) {                                              \
+        TESSERA_ATOMIC_NOTE(a);                                                                       \
         __atomic_compare_exchange_n(a, &compare, val, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);     \
         return compare; /* on failure the builtin stores the current value into `compare` */         \
     }                                                                                                 \
-    inline T atomicExch(T* a, T v) { return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST); }
+    TESSERA_ATOMIC T atomicExch(T* a, T v) { return TESSERA_ATOMIC_NOTE(a), __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST); }
 TESSERA_ATOMIC_CAS_EXCH(int) TESSERA_ATOMIC_CAS_EXCH(unsigned) TESSERA_ATOMIC_CAS_EXCH(unsigned long long)
 #undef TESSERA_ATOMIC_CAS_EXCH
-inline float atomicExch(float* a, float v) {
+TESSERA_ATOMIC float atomicExch(float* a, float v) {
+    TESSERA_ATOMIC_NOTE(a);
     return std::bit_cast<float>(__atomic_exchange_n(reinterpret_cast<uint32_t*>(a), std::bit_cast<uint32_t>(v), __ATOMIC_SEQ_CST));
 }
 #define TESSERA_ATOMIC_BITS(T)                                                                             \
-    inline T atomicAnd(T* a, T v) { return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST); }                   \
-    inline T atomicOr(T* a, T v) { return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST); }                     \
-    inline T atomicXor(T* a, T v) { return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST); }
+    TESSERA_ATOMIC T atomicAnd(T* a, T v) { return TESSERA_ATOMIC_NOTE(a), __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST); }                   \
+    TESSERA_ATOMIC T atomicOr(T* a, T v) { return TESSERA_ATOMIC_NOTE(a), __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST); }                     \
+    TESSERA_ATOMIC T atomicXor(T* a, T v) { return TESSERA_ATOMIC_NOTE(a), __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST); }
 TESSERA_ATOMIC_BITS(int) TESSERA_ATOMIC_BITS(unsigned) TESSERA_ATOMIC_BITS(unsigned long long)
 #undef TESSERA_ATOMIC_BITS
 inline unsigned atomicInc(unsigned* a, unsigned v) {

@@ -13,7 +13,8 @@
 
 #include "emulator_api.h"
 
-#if defined(TESSERA_SANITIZE_ADDRESS) || defined(__SANITIZE_ADDRESS__)
+// (-fsanitize=kernel-address of the checks build defines __SANITIZE_ADDRESS__ too.)
+#if defined(TESSERA_SANITIZE_ADDRESS) || (defined(__SANITIZE_ADDRESS__) && !defined(TESSERA_EMU_CHECKS))
 #define TESSERA_EMU_ASAN 1
 #else
 #define TESSERA_EMU_ASAN 0
@@ -113,11 +114,20 @@ bool checks_access(BlockChecks* b, unsigned tid, uintptr_t addr, size_t size, bo
 struct CheckThread {
     BlockChecks* block = nullptr;
     unsigned tid = 0;
-    uintptr_t stack_lo = 0, stack_size = 0;
+    uintptr_t stack_lo = 0, stack_size = 0;  // the fiber's stack: local memory, not checked
+    unsigned last_arg = 0;                    // the argument its last global access hit (a lookup hint)
 };
 extern thread_local CheckThread* tls_check;
+// The thread reaches a synchronization point (barrier or collective): ends its profile interval.
+void checks_sync_point(const CheckThread& t);
 // Is [addr, addr+size) in the block's shared window?
 bool checks_is_shared(const SharedWindow* w, uintptr_t addr, size_t size);
+// Names for messages (runtime.cpp): the shared variable at an offset of the calling block's
+// window ("`buf` + 12 bytes", "dynamic shared memory + 40 bytes"), a thread of the calling
+// block by index ("thread (5,0,0) [warp 0 lane 5]"), a block by linear index.
+std::string describe_shared(size_t offset);
+std::string thread_label(unsigned tid);
+std::string block_label(uint64_t linear);
 // "file:line (function)" of a code address, for messages.
 std::string describe_site(const void* pc);
 // Ends the calling fiber's block with `status`; the message is prefixed with the kernel, block

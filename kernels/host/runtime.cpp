@@ -75,6 +75,9 @@ struct Launch {
     unsigned nthreads = 0;
     uint64_t nblocks = 0;
     size_t smem_bytes = 0;
+    size_t smem_limit = 0;             // static + dynamic, of the emulated architecture
+    LaunchChecks* checks = nullptr;    // the argument ranges and shadows
+    tessera_emu_profile counts{};      // runtime-side counts (mma, barriers, ...), summed over workers
     tessera_emu_thunk thunk = nullptr;
     const void* ctx = nullptr;
     std::atomic<uint64_t> next_block{0};
@@ -117,6 +120,7 @@ struct Fiber {
     Context ctx;
     Stack* stack = nullptr;
     void* asan_fake = nullptr;
+    CheckThread check;  // memcheck/racecheck context of this thread
 };
 
 struct Block {
@@ -132,7 +136,13 @@ struct Block {
     unsigned q_head = 0, q_len = 0;
     int status = TESSERA_EMU_OK;
     std::string message;
-    void* smem = nullptr;
+    SharedWindow smem;                                       // the block's shared memory (in the worker's arena)
+    struct Static {
+        const void* key;
+        size_t offset, size;
+        const char* name;
+    };
+    std::vector<Static> statics;                             // static __shared__ variables in use
 
     void push(unsigned i) { queue[(q_head + q_len++) % n] = i; }
     unsigned pop() {
@@ -150,6 +160,9 @@ struct Worker {
     Block* block = nullptr;
     std::vector<Fiber> fibers;
     std::vector<Stack> stacks;
+    char* arena = nullptr;           // shared memory: kStaticSmemMax of static variables, then the dynamic part
+    BlockChecks* checks = nullptr;
+    tessera_emu_profile counts{};
     Context sched;
     void* sched_fake = nullptr;
     const void* sched_bottom = nullptr;  // the worker thread's own stack, for ASan
@@ -158,6 +171,12 @@ struct Worker {
 
 thread_local Worker* tls_worker = nullptr;
 thread_local Fiber* tls_fiber = nullptr;
+
+// Static shared memory per block (every architecture since sm_20); dynamic shared memory beyond
+// it needs the opt-in attribute, up to the architecture's per-block maximum.
+constexpr size_t kStaticSmemMax = 48u * 1024u;
+size_t smem_optin_limit(unsigned sm) { return sm >= 90 ? 227u * 1024u : 163u * 1024u; }
+constexpr size_t kArenaBytes = kStaticSmemMax + 227u * 1024u;
 
 // ---- messages ----------------------------------------------------------------------------------------
 // Every error message reads "<category> in kernel K, block (x,y,z)[, thread (x,y,z) [warp w
@@ -170,6 +189,10 @@ const char* category(int st) {
         case TESSERA_EMU_WARP_MISUSE: return "warp collective misuse";
         case TESSERA_EMU_SANITIZER: return "AddressSanitizer report";
         case TESSERA_EMU_RESOURCES: return "out of host resources";
+        case TESSERA_EMU_MEMCHECK: return "memcheck";
+        case TESSERA_EMU_RACECHECK: return "racecheck";
+        case TESSERA_EMU_INITCHECK: return "initcheck";
+        case TESSERA_EMU_UNDEFINED: return "undefined behaviour";
     }
     return "error";
 }
@@ -262,11 +285,13 @@ std::string id_list(const std::vector<unsigned>& ids) {
 void resume(Worker& w, Fiber& f) {
     tls_fiber = &f;
     tls_builtins = &f.bi;
+    tls_check = &f.check;
     asan_start_switch(&w.sched_fake, f.stack->lo, f.stack->size);
     context_switch(w.sched, f.ctx);
     asan_finish_switch(w.sched_fake, nullptr, nullptr);
     tls_fiber = nullptr;
     tls_builtins = nullptr;
+    tls_check = nullptr;
 }
 
 // Fiber -> scheduler. `final`: this fiber will never be resumed.
@@ -337,6 +362,8 @@ void release_barrier(Block& b) {
         if (b.f[i].wait == Wait::Barrier) b.f[i].bar_result = result;
     b.at_barrier = 0;
     ++b.phase;
+    ++tls_worker->counts.barriers;
+    checks_barrier(tls_worker->checks);
     enqueue_all_waiting(b, Wait::Barrier);
 }
 
@@ -504,6 +531,9 @@ void complete_collective(Block& b, unsigned w, unsigned mask) {
         case WarpOp::Mma: compute_mma(b, lanes); break;
         case WarpOp::Ldmatrix: compute_ldmatrix(b, lanes); break;
     }
+    if (op == WarpOp::Mma) ++tls_worker->counts.mma;
+    if (op == WarpOp::Ldmatrix) ++tls_worker->counts.ldmatrix;
+    checks_warp_sync(tls_worker->checks, w, mask);  // the lanes are ordered with each other now
     each([&](unsigned l) {
         lanes[l].wait = Wait::Runnable;
         b.push(w * 32 + l);
@@ -632,13 +662,19 @@ void run_block(Worker& w, uint64_t linear) {
     }
     if (w.fibers.size() < n) w.fibers.resize(n);
     b.f = w.fibers.data();
-    b.smem = std::malloc(L.smem_bytes);
-    if (!b.smem && L.smem_bytes) {
+    if (!w.arena) w.arena = static_cast<char*>(std::aligned_alloc(1024, kArenaBytes));
+    if (!w.arena) {
         L.fail(TESSERA_EMU_RESOURCES, std::string(category(TESSERA_EMU_RESOURCES)) + " in " + block_name(b) +
-                                          strf(": cannot allocate %zu bytes of dynamic shared memory", L.smem_bytes));
+                                          ": cannot allocate the shared-memory arena");
         return;
     }
-    if (L.smem_bytes) std::memset(b.smem, 0xff, L.smem_bytes);  // "uninitialised": NaN / -1
+    // Static variables from the arena's start (placed as the block first uses them), the
+    // dynamic part after the largest possible static part; the gap is outside the window.
+    b.smem.base = w.arena;
+    b.smem.dyn_offset = kStaticSmemMax;
+    b.smem.dyn_bytes = L.smem_bytes;
+    if (L.smem_bytes) std::memset(w.arena + kStaticSmemMax, 0xff, L.smem_bytes);  // "uninitialised": NaN / -1
+    checks_begin_block(w.checks, L.checks, linear, n, &b.smem);
 
     const unsigned bx = L.block.x, by = L.block.y;
     for (unsigned i = 0; i < n; ++i) {
@@ -652,6 +688,7 @@ void run_block(Worker& w, uint64_t linear) {
         f.async_group = 0;
         f.asan_fake = nullptr;
         f.stack = &w.stacks[i];
+        f.check = CheckThread{w.checks, i, reinterpret_cast<uintptr_t>(f.stack->lo), f.stack->size};
         stack_prepare(*f.stack);
         context_make(f.ctx, *f.stack, fiber_entry);
         b.exists[i / 32] |= 1u << (i % 32);
@@ -679,15 +716,24 @@ void run_block(Worker& w, uint64_t linear) {
         }
     }
     w.block = nullptr;
+    checks_end_block(w.checks);
     for (unsigned i = 0; i < n; ++i)
         if (b.f[i].wait != Wait::Exited) w.stacks[i].dirty = true;  // abandoned mid-kernel
-    std::free(b.smem);
     if (b.status != TESSERA_EMU_OK) L.fail(b.status, b.message);
+}
+
+void add_counts(tessera_emu_profile& into, const tessera_emu_profile& c) {
+    into.atomics += c.atomics;
+    into.mma += c.mma;
+    into.ldmatrix += c.ldmatrix;
+    into.cp_async += c.cp_async;
+    into.barriers += c.barriers;
 }
 
 void worker_main(Launch* L) {
     Worker w;
     w.launch = L;
+    w.checks = checks_block_new();
     Worker* saved = tls_worker;
     tls_worker = &w;
     while (!L->failed()) {
@@ -697,6 +743,10 @@ void worker_main(Launch* L) {
     }
     tls_worker = saved;
     for (const Stack& s : w.stacks) stack_release(s);
+    checks_block_delete(w.checks);  // adds its profile figures into the launch's
+    std::free(w.arena);
+    std::lock_guard<std::mutex> g(L->mu);
+    add_counts(L->counts, w.counts);
 }
 
 unsigned worker_count(uint64_t nblocks) {
@@ -724,6 +774,7 @@ void copy_message(const std::string& msg, char* err, size_t err_len) {
 
 uint64_t warp_collective(const WarpCall& call) {
     Fiber& f = current_fiber("a warp collective");
+    checks_sync_point(f.check);
     f.call = call;
     f.wait = Wait::Warp;
     yield_to_scheduler(f, false);
@@ -732,6 +783,7 @@ uint64_t warp_collective(const WarpCall& call) {
 
 int block_barrier(int kind, int predicate, const char* file, unsigned line) {
     Fiber& f = current_fiber("__syncthreads");
+    checks_sync_point(f.check);
     f.bar_kind = kind;
     f.bar_pred = predicate;
     f.bar_file = file;
@@ -749,7 +801,80 @@ unsigned active_mask() {
 
 void* dynamic_smem() {
     current_fiber("dynamic shared memory");
-    return tls_worker->block->smem;
+    const SharedWindow& w = tls_worker->block->smem;
+    return w.base + w.dyn_offset;
+}
+
+void* static_shared_alloc(size_t size, size_t align, const void* key, const char* name) {
+    current_fiber("a __shared__ variable");
+    Block& b = *tls_worker->block;
+    for (const Block::Static& v : b.statics)
+        if (v.key == key) return b.smem.base + v.offset;
+    const size_t offset = (b.smem.static_used + align - 1) / align * align;
+    const size_t end = offset + size;
+    if (end > kStaticSmemMax)
+        check_failed(TESSERA_EMU_BAD_CONFIG,
+                     strf("static shared memory of %zu bytes (with `%s`, %zu bytes) exceeds the 48 KiB limit of every "
+                          "architecture (use dynamic shared memory with the opt-in attribute)",
+                          end, name, size));
+    if (end + b.L->smem_bytes > b.L->smem_limit)
+        check_failed(TESSERA_EMU_BAD_CONFIG,
+                     strf("static shared memory of %zu bytes (with `%s`) plus %zu bytes of dynamic shared memory "
+                          "exceeds the %zu-byte per-block limit of the emulated architecture",
+                          end, name, b.L->smem_bytes, b.L->smem_limit));
+    b.statics.push_back(Block::Static{key, offset, size, name});
+    b.smem.static_used = end;
+    std::memset(b.smem.base + offset, 0xff, size);  // poisoned, like every block's shared memory
+    return b.smem.base + offset;
+}
+
+void atomic_access(const void* p, size_t size) {
+    Fiber& f = current_fiber("an atomic");
+    ++tls_worker->counts.atomics;
+    int status = 0;
+    std::string message;
+    if (!checks_access(f.check.block, f.tid, reinterpret_cast<uintptr_t>(p), size, true, true,
+                       __builtin_return_address(0), &status, &message))
+        check_failed(status, message);
+}
+
+std::string describe_shared(size_t offset) {
+    const Block* b = tls_worker ? tls_worker->block : nullptr;
+    if (!b) return strf("shared offset %zu", offset);
+    for (const Block::Static& v : b->statics)
+        if (offset >= v.offset && offset < v.offset + v.size) return strf("`%s` + %zu bytes", v.name, offset - v.offset);
+    if (offset >= b->smem.dyn_offset && offset < b->smem.dyn_offset + b->smem.dyn_bytes)
+        return strf("dynamic shared memory + %zu bytes", offset - b->smem.dyn_offset);
+    return strf("shared offset %zu (outside every variable)", offset);
+}
+
+std::string thread_label(unsigned tid) {
+    const Block* b = tls_worker ? tls_worker->block : nullptr;
+    if (!b || tid >= b->n) return strf("thread %u", tid);
+    const Fiber& f = b->f[tid];
+    return strf("thread (%u,%u,%u) [warp %u lane %u]", f.bi.thread_idx.x, f.bi.thread_idx.y, f.bi.thread_idx.z, f.warp,
+                f.lane);
+}
+
+std::string block_label(uint64_t linear) {
+    const Launch* L = tls_worker ? tls_worker->launch : nullptr;
+    if (!L) return strf("block %llu", (unsigned long long)linear);
+    return strf("block (%u,%u,%u)", (unsigned)(linear % L->grid.x), (unsigned)((linear / L->grid.x) % L->grid.y),
+                (unsigned)(linear / ((uint64_t)L->grid.x * L->grid.y)));
+}
+
+uint3 builtin_thread_idx() { return tls_builtins->thread_idx; }
+uint3 builtin_block_idx() { return tls_builtins->block_idx; }
+dim3 builtin_block_dim() { return tls_builtins->block_dim; }
+dim3 builtin_grid_dim() { return tls_builtins->grid_dim; }
+
+void check_failed(int status, const std::string& what) {
+    Fiber& f = current_fiber("a check");
+    Block& b = *tls_worker->block;
+    b.fail(status, thread_name(b, f) + ": " + what);
+    f.wait = Wait::Aborted;
+    yield_to_scheduler(f, true);
+    __builtin_trap();
 }
 
 void misuse(const char* what, const char* file, unsigned line) {
@@ -776,6 +901,18 @@ void ldmatrix(int num, int trans, uint32_t* r, const void* row, const char* file
                  trans ? "_trans" : "", row, f.lane / 8, f.lane % 8);
         misuse(buf, file, line);
     }
+    if (f.lane < 8u * (unsigned)num) {
+        const uintptr_t a = reinterpret_cast<uintptr_t>(row);
+        if (!checks_is_shared(&tls_worker->block->smem, a, 16))
+            check_failed(TESSERA_EMU_MEMCHECK,
+                         strf("ldmatrix_x%d%s: row address %p (matrix %u, row %u) is not in the block's shared memory "
+                              "(ldmatrix reads the .shared state space only) (%s:%u)",
+                              num, trans ? "_trans" : "", row, f.lane / 8, f.lane % 8, base_name(file), line));
+        int status = 0;
+        std::string message;
+        if (!checks_access(f.check.block, f.tid, a, 16, false, false, __builtin_return_address(0), &status, &message))
+            check_failed(status, message);
+    }
     WarpCall call{WarpOp::Ldmatrix, (unsigned char)(num | (trans ? 8 : 0)), 0xffffffffu, 0, 32,
                   (uint64_t)reinterpret_cast<uintptr_t>(row), nullptr, r, file, line};
     warp_collective(call);
@@ -788,6 +925,18 @@ void cp_async16(const void* smem_dst, const void* gmem_src, const char* file, un
         snprintf(buf, sizeof buf, "cp_async16: addresses %p <- %p are not both 16-byte aligned", smem_dst, gmem_src);
         misuse(buf, file, line);
     }
+    const uintptr_t dst = reinterpret_cast<uintptr_t>(smem_dst), src = reinterpret_cast<uintptr_t>(gmem_src);
+    if (!checks_is_shared(&tls_worker->block->smem, dst, 16))
+        check_failed(TESSERA_EMU_MEMCHECK, strf("cp_async16: destination %p is not in the block's shared memory (%s:%u)",
+                                                smem_dst, base_name(file), line));
+    if (checks_is_shared(&tls_worker->block->smem, src, 16))
+        check_failed(TESSERA_EMU_MEMCHECK, strf("cp_async16: source %p is shared memory; cp.async copies global to "
+                                                "shared (%s:%u)", gmem_src, base_name(file), line));
+    int status = 0;
+    std::string message;
+    if (!checks_access(f.check.block, f.tid, src, 16, false, false, __builtin_return_address(0), &status, &message))
+        check_failed(status, message);
+    ++tls_worker->counts.cp_async;
     AsyncCopy c;
     c.dst = const_cast<void*>(smem_dst);
     c.group = f.async_group;
@@ -805,6 +954,11 @@ void cp_async_wait(int n_pending) {
     for (size_t i = 0; i < f.async.size(); ++i) {
         AsyncCopy& c = f.async[i];
         if ((long long)c.group < keep_from) {
+            int status = 0;
+            std::string message;
+            if (!checks_access(f.check.block, f.tid, reinterpret_cast<uintptr_t>(c.dst), 16, true, false,
+                               __builtin_return_address(0), &status, &message))
+                check_failed(status, message);
             std::memcpy(c.dst, c.data, 16);
         } else {
             f.async[kept++] = c;
@@ -843,12 +997,16 @@ void on_sanitizer_report(const char* report) {
 
 extern "C" int tessera_emu_launch(const char* kernel_name, unsigned grid_x, unsigned grid_y, unsigned grid_z,
                                   unsigned block_x, unsigned block_y, unsigned block_z, size_t dynamic_smem_bytes,
-                                  tessera_emu_thunk thunk, const void* ctx, char* err, size_t err_len) {
+                                  tessera_emu_thunk thunk, const void* ctx, const tessera_emu_arg* args, size_t nargs,
+                                  const tessera_emu_options* options, tessera_emu_profile* profile, char* err,
+                                  size_t err_len) {
     using namespace tessera_host;
     asan_install();
     if (err && err_len) err[0] = '\0';
     const char* name = kernel_name ? kernel_name : "?";
     const uint64_t threads = (uint64_t)block_x * block_y * block_z;
+    const unsigned sm = options && options->sm ? options->sm : 90;
+    const size_t smem_limit = smem_optin_limit(sm);
     std::string bad;
     if (block_x < 1 || block_y < 1 || block_z < 1 || block_x > 1024 || block_y > 1024 || block_z > 64 ||
         threads > 1024)
@@ -856,8 +1014,11 @@ extern "C" int tessera_emu_launch(const char* kernel_name, unsigned grid_x, unsi
                    block_y, block_z);
     else if (grid_x < 1 || grid_y < 1 || grid_z < 1 || grid_x > 0x7fffffffu || grid_y > 65535 || grid_z > 65535)
         bad = strf("grid (%u,%u,%u): each dimension must be >= 1, x <= 2^31-1, y,z <= 65535", grid_x, grid_y, grid_z);
-    else if (dynamic_smem_bytes > 227u * 1024u)
-        bad = strf("dynamic shared memory of %zu bytes exceeds 227 KiB", dynamic_smem_bytes);
+    else if (sm != 80 && sm != 90)
+        bad = strf("emulated architecture sm_%u: only sm_80 and sm_90 are emulated", sm);
+    else if (dynamic_smem_bytes > smem_limit)
+        bad = strf("dynamic shared memory of %zu bytes exceeds the %zu-byte (%zu KiB) per-block limit of sm_%u",
+                   dynamic_smem_bytes, smem_limit, smem_limit / 1024, sm);
     else if (!thunk)
         bad = "no kernel thunk";
     if (!bad.empty()) {
@@ -879,6 +1040,8 @@ extern "C" int tessera_emu_launch(const char* kernel_name, unsigned grid_x, unsi
     L.smem_bytes = dynamic_smem_bytes;
     L.thunk = thunk;
     L.ctx = ctx;
+    L.smem_limit = smem_limit;
+    L.checks = checks_begin_launch(name, args, nargs, options && options->profile && profile);
 
     const unsigned nw = worker_count(L.nblocks);
     std::vector<std::thread> helpers;
@@ -892,9 +1055,23 @@ extern "C" int tessera_emu_launch(const char* kernel_name, unsigned grid_x, unsi
     worker_main(&L);
     for (std::thread& t : helpers) t.join();
 
+    tessera_emu_profile* out = options && options->profile ? profile : nullptr;
+    if (out) {
+        *out = tessera_emu_profile{};
+        add_counts(*out, L.counts);
+    }
+    checks_end_launch(L.checks, out);
     const int st = L.status.load();
     if (st != TESSERA_EMU_OK) copy_message(L.message, err, err_len);
     return st;
 }
 
 extern "C" int tessera_emu_sanitizer_enabled(void) { return TESSERA_EMU_ASAN; }
+
+extern "C" int tessera_emu_checks_enabled(void) {
+#if defined(TESSERA_EMU_CHECKS)
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -44,11 +44,15 @@ impl<T: Element> DeviceBuffer<T> {
     }
 
     /// A buffer of `len` elements that the caller's kernel writes in full before anyone
-    /// reads it: no memset on a GPU (host backends zero it anyway).
+    /// reads it: no memset on a GPU; on the Emulator filled with 0xFF bytes and watched by
+    /// initcheck (a read of a byte nothing wrote is an error); zeroed on the Cpu backend.
     pub(crate) fn uninit(device: &Device, len: usize) -> Result<Self> {
         let storage = match device.backend() {
             Backend::Cuda(c) => Storage::Cuda(c.uninit(len)?),
-            Backend::Emulator | Backend::Cpu => return Self::zeros(device, len),
+            Backend::Emulator => Storage::Host(HostVec::uninit_tracked(len).ok_or_else(|| {
+                Error::invalid("len", format!("{len} elements of {} bytes do not fit one allocation", T::DTYPE.size()))
+            })?),
+            Backend::Cpu => return Self::zeros(device, len),
         };
         Ok(DeviceBuffer { device: device.clone(), len, storage })
     }
@@ -103,6 +107,7 @@ impl<T: Element> DeviceBuffer<T> {
         match &mut self.storage {
             Storage::Host(v) => {
                 v.copy_from_slice(data);
+                v.mark_written(0..data.len());
                 Ok(())
             }
             Storage::Cuda(s) => cuda::copy_into(&self.device, s, data),

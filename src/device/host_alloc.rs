@@ -11,6 +11,14 @@ pub(crate) const HOST_ALIGN: usize = 16;
 pub(crate) struct HostVec<T: bytemuck::Pod> {
     ptr: NonNull<T>,
     len: usize,
+    /// Registered with the emulator's initcheck (made by `uninit_tracked`).
+    tracked: bool,
+}
+
+extern "C" {
+    fn tessera_emu_track_uninit(p: *const std::ffi::c_void, bytes: usize);
+    fn tessera_emu_mark_written(p: *const std::ffi::c_void, bytes: usize);
+    fn tessera_emu_forget(p: *const std::ffi::c_void);
 }
 
 // SAFETY: HostVec owns its allocation like a Vec<T> of Pod elements.
@@ -30,12 +38,37 @@ impl<T: bytemuck::Pod> HostVec<T> {
         let layout = Self::layout(len)?;
         if layout.size() == 0 {
             let dangling = NonNull::new(layout.align() as *mut T)?;
-            return Some(HostVec { ptr: dangling, len });
+            return Some(HostVec { ptr: dangling, len, tracked: false });
         }
         // SAFETY: non-zero size.
         let raw = unsafe { alloc_zeroed(layout) } as *mut T;
         let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        Some(HostVec { ptr, len })
+        Some(HostVec { ptr, len, tracked: false })
+    }
+
+    /// `len` elements of the emulator's "uninitialised" pattern (0xFF bytes: NaN as a float,
+    /// -1 as an integer), registered with the emulator's initcheck: a kernel that reads a byte
+    /// of it before anything wrote it is reported.
+    pub(crate) fn uninit_tracked(len: usize) -> Option<Self> {
+        let mut v = Self::zeroed(len)?;
+        bytemuck::cast_slice_mut::<T, u8>(&mut v).fill(0xff);
+        if !v.is_empty() && std::mem::size_of::<T>() != 0 {
+            // SAFETY: registers this live allocation; Drop unregisters it before freeing.
+            unsafe { tessera_emu_track_uninit(v.ptr.as_ptr() as *const _, std::mem::size_of_val::<[T]>(&v)) };
+            v.tracked = true;
+        }
+        Some(v)
+    }
+
+    /// Tells the emulator's initcheck that the host wrote `range` (element indices).
+    pub(crate) fn mark_written(&self, range: std::ops::Range<usize>) {
+        if self.tracked && range.start < range.end && range.end <= self.len {
+            let size = std::mem::size_of::<T>();
+            // SAFETY: the range lies inside this live allocation.
+            unsafe {
+                tessera_emu_mark_written(self.ptr.as_ptr().add(range.start) as *const _, (range.end - range.start) * size)
+            };
+        }
     }
 
     pub(crate) fn from_slice(data: &[T]) -> Self {
@@ -48,6 +81,10 @@ impl<T: bytemuck::Pod> HostVec<T> {
 
 impl<T: bytemuck::Pod> Drop for HostVec<T> {
     fn drop(&mut self) {
+        if self.tracked {
+            // SAFETY: registered in uninit_tracked; the memory is still allocated.
+            unsafe { tessera_emu_forget(self.ptr.as_ptr() as *const _) };
+        }
         let Some(layout) = Self::layout(self.len) else { return };
         if layout.size() != 0 {
             // SAFETY: allocated in `zeroed` with this layout.

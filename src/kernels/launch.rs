@@ -72,6 +72,29 @@ macro_rules! __karg_check {
     (scalar $dev:ident $a:ident) => {};
 }
 
+/// The emulator's record of a pointer argument (its exact byte range), pushed onto `$v`.
+macro_rules! __karg_emu {
+    ($v:ident input $a:ident) => {
+        if let Some(h) = $a.host() {
+            $v.push($crate::device::emulator::EmuArg::input(
+                concat!(stringify!($a), "\0"),
+                h.as_ptr() as *const ::std::ffi::c_void,
+                ::std::mem::size_of_val(h),
+            ));
+        }
+    };
+    ($v:ident output $a:ident) => {
+        if let Some(h) = $a.host_mut() {
+            $v.push($crate::device::emulator::EmuArg::output(
+                concat!(stringify!($a), "\0"),
+                h.as_ptr() as *const ::std::ffi::c_void,
+                ::std::mem::size_of_val(h),
+            ));
+        }
+    };
+    ($v:ident scalar $a:ident) => {};
+}
+
 macro_rules! __karg_host {
     (input $a:ident) => {
         $a.host().ok_or_else(|| $crate::kernels::launch::host_storage_missing(stringify!($a)))?.as_ptr()
@@ -121,12 +144,14 @@ macro_rules! __kernel_dispatch {
         }
         match $device.backend() {
             $crate::device::Backend::Emulator => {
+                let mut emu_args = ::std::vec::Vec::new();
+                $( __karg_emu!(emu_args $kind $arg); )*
                 $( let $arg = __karg_host!($kind $arg); )*
                 let host_fn = $host_fn;
                 // SAFETY: the C kernel takes exactly these arguments in this order (see the
                 // declaration's doc comment); the pointers come from buffers of this device
                 // whose lengths the family wrapper checked against the launch.
-                $crate::device::emulator::launch($symbol, $cfg, move || unsafe { host_fn($($arg),*) })
+                $crate::device::emulator::launch($symbol, $cfg, &emu_args, move || unsafe { host_fn($($arg),*) })
             }
             $crate::device::Backend::Cuda(cuda) => {
                 #[allow(unused_imports)]
