@@ -9,8 +9,9 @@
 // barrier's release or the block's end (profiler_flush) each warp's list is sorted and every
 // run of equal (interval, site, space, k) is one request.
 //
-// Global request: sectors = distinct 32-byte sectors its lanes touch; bytes = the sum of the
-// lanes' access sizes (bytes requested).
+// Global request: sectors = distinct 32-byte sectors its lanes touch; bytes = the distinct
+// bytes its lanes ask for (the union of their ranges: a word several lanes read counts once),
+// so bytes / (32 · sectors) is the fraction of the moved bytes the warp uses, at most 1.
 //
 // Shared request (32 banks of 4 bytes, bank = (address / 4) % 32; the window is 128-byte
 // aligned, so absolute addresses give the same banks): the request's size is the largest
@@ -19,12 +20,14 @@
 // phase the wavefronts are the largest number of distinct 4-byte words any one bank holds
 // among the words the phase's lanes touch (lanes reading one word share it: a broadcast, no
 // conflict); a phase with no active lane issues nothing. An access smaller than a word counts
-// as the word that contains it.
+// as the word that contains it. Shared bytes are the sum of the lanes' access sizes (what
+// the lanes receive), so bytes / 128 is the fewest wavefronts a full warp's request needs.
 //
 // Allocation-light: every buffer lives in the per-worker Profiler and keeps its capacity
 // across blocks and launches.
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "emu_internal.h"
@@ -75,6 +78,7 @@ struct Profiler {
 
     // Scratch of flush.
     std::vector<uintptr_t> scratch;
+    std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
 
     // Totals since the last take.
     unsigned long long gl_req = 0, gl_sec = 0, gl_bytes = 0;
@@ -123,17 +127,26 @@ struct Profiler {
     }
 
     void global_request(const Access* a, size_t n, bool store) {
-        scratch.clear();
-        unsigned long long bytes = 0;
+        // Bytes: the union of the lanes' byte ranges (lanes reading one word ask for it once).
+        ranges.clear();
         for (size_t i = 0; i < n; i++) {
             unsigned size = static_cast<unsigned>(a[i].lo & 0xffff);
-            bytes += size;
-            uintptr_t first = a[i].addr / kSectorBytes;
-            uintptr_t last = (a[i].addr + (size ? size : 1) - 1) / kSectorBytes;
-            for (uintptr_t s = first; s <= last; s++) scratch.push_back(s);
+            ranges.push_back({a[i].addr, a[i].addr + (size ? size : 1)});
         }
-        std::sort(scratch.begin(), scratch.end());
-        unsigned long long sectors = std::unique(scratch.begin(), scratch.end()) - scratch.begin();
+        std::sort(ranges.begin(), ranges.end());
+        unsigned long long bytes = 0, sectors = 0;
+        uintptr_t covered = 0, last_sector = ~uintptr_t(0);  // end of the bytes / the last sector counted
+        for (const auto& [begin, end] : ranges) {
+            const uintptr_t from = std::max(begin, covered);
+            if (end > from) bytes += end - from;
+            covered = std::max(covered, end);
+            // Sectors ascend with the sorted starts; count each once.
+            for (uintptr_t s = begin / kSectorBytes; s <= (end - 1) / kSectorBytes; s++) {
+                if (last_sector != ~uintptr_t(0) && s <= last_sector) continue;
+                last_sector = s;
+                sectors++;
+            }
+        }
         if (store) {
             gs_req++, gs_sec += sectors, gs_bytes += bytes;
         } else {
