@@ -41,6 +41,7 @@ fn main() {
     // The kernel declarations that the contract check compares with the C definitions.
     println!("cargo:rerun-if-changed=src/kernels");
     println!("cargo:rerun-if-changed=src/selftest.rs");
+    println!("cargo:rerun-if-changed=src/selftest_checks.rs");
     println!("cargo:rerun-if-changed=build");
     for var in [
         "TESSERA_NVCC",
@@ -188,6 +189,7 @@ fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf
     }
     if !selftest.is_empty() {
         let mut decls = contracts::parse_rust(&manifest.join("src/selftest.rs"));
+        decls.extend(contracts::parse_rust(&manifest.join("src/selftest_checks.rs")));
         for cu in selftest {
             let stem = cu.file_stem().unwrap().to_string_lossy().to_string();
             let (unit, rest) = contracts::contract_unit(cu, &host_copy(cu, &format!("selftest_{stem}")), &decls, manifest);
@@ -195,7 +197,7 @@ fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf
             write_unit(format!("selftest_{stem}.cpp"), unit);
         }
         if let Some(d) = decls.first() {
-            panic!("kernel contract: src/selftest.rs declares {} but no kernels/selftest/*.cu defines it", d.name);
+            panic!("kernel contract: src/selftest*.rs declares {} but no kernels/selftest/*.cu defines it", d.name);
         }
     }
     units
@@ -241,13 +243,11 @@ fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
     }
     if mode == Sanitize::Checks {
         // Kernel code only (the runtime defines the hooks and stays uninstrumented): every
-        // load and store calls __asan_{load,store}N_noabort (no ASan runtime is linked);
-        // float->int conversions out of range and shifts by >= the width call the
-        // __ubsan_handle_* hooks (kernels/host/checks_ubsan.cpp).
-        cu.flag("-fsanitize=kernel-address")
-            .flag("--param=asan-instrumentation-with-call-threshold=0")
-            .flag("--param=asan-stack=0")
-            .flag("--param=asan-globals=0")
+        // load and store calls __tsan_{read,write}N (no TSan runtime is linked; ThreadSanitizer's
+        // instrumentation, not AddressSanitizer's, because the latter drops the store check of a
+        // read-modify-write whose load it already checked); float->int conversions out of range
+        // and shifts by >= the width call the __ubsan_handle_* hooks (kernels/host/checks_ubsan.cpp).
+        cu.flag("-fsanitize=thread")
             .flag("-fsanitize=float-cast-overflow,shift-exponent")
             .flag("-fsanitize-recover=float-cast-overflow,shift-exponent")
             .flag("-fno-omit-frame-pointer");

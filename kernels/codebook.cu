@@ -222,6 +222,21 @@ __device__ void search_mma(const T* __restrict__ z, const T* __restrict__ e, con
     }
 }
 
+// The outputs of a row whose latent is not finite: NaN vectors, index 0xFFFFFFFF, NaN distance.
+template <class T>
+__device__ void invalid_row(unsigned* __restrict__ indices, T* __restrict__ quantized, float* __restrict__ distances,
+                            T* __restrict__ residual, unsigned row, unsigned d, unsigned flags, unsigned lane) {
+    const T nan = tessera::from_float<T>(__int_as_float(0x7fc00000));
+    for (unsigned j = lane; j < d; j += 32) {
+        quantized[(size_t)row * d + j] = nan;
+        if (flags & 1u) residual[(size_t)row * d + j] = nan;
+    }
+    if (lane == 0) {
+        indices[row] = 0xffffffffu;
+        if (flags & 4u) distances[row] = __int_as_float(0x7fc00000);
+    }
+}
+
 template <class T>
 __device__ void finalize(const T* __restrict__ z, const T* __restrict__ e, const unsigned long long* __restrict__ keys,
                          unsigned* __restrict__ indices, T* __restrict__ quantized, float* __restrict__ distances,
@@ -234,8 +249,11 @@ __device__ void finalize(const T* __restrict__ z, const T* __restrict__ e, const
     if (row < n) {
         const unsigned idx = tessera::key_index(keys[row]);
         if (idx >= k) {
-            // No candidate: only NaN distances, i.e. a non-finite latent.
+            // No candidate: only NaN distances, i.e. a non-finite latent. The row's outputs
+            // are still written (NaN, index 0xFFFFFFFF), so that an op reading them next
+            // reads defined values; the status word reports the row.
             if (lane == 0) atomicMin(status, row);
+            invalid_row(indices, quantized, distances, residual, row, d, flags, lane);
         } else {
             const T* zr = z + (size_t)row * d;
             const T* er = e + (size_t)idx * d;
@@ -252,6 +270,7 @@ __device__ void finalize(const T* __restrict__ z, const T* __restrict__ e, const
             dist = tessera::warp_reduce_sum(dist);
             if (__any_sync(0xffffffffu, !ok)) {
                 if (lane == 0) atomicMin(status, row);
+                invalid_row(indices, quantized, distances, residual, row, d, flags, lane);
                 dist = 0.0f;
             } else if (lane == 0) {
                 indices[row] = idx;

@@ -17,6 +17,10 @@ pub mod reference;
 #[cfg(feature = "selftest")]
 #[doc(hidden)]
 pub mod selftest;
+/// Self-tests of the emulator's checks (feature `selftest`, for the test suite only).
+#[cfg(feature = "selftest")]
+#[doc(hidden)]
+pub mod selftest_checks;
 
 pub use device::{BackendKind, BufferView, BufferViewMut, DType, Device, DeviceBuffer, Element, FloatElement};
 pub use error::{Error, Result};

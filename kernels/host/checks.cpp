@@ -1,9 +1,10 @@
 // checks.cpp -- memcheck, racecheck and initcheck of the emulator.
 //
 // In the checks build (TESSERA_SANITIZE=checks) the kernel units are compiled with
-// -fsanitize=kernel-address in callback mode: every load and store of kernel code calls one of
-// the __asan_{load,store}*_noabort hooks below with its address and size, and the hook's return
-// address is the access's site. No ASan runtime is linked; this file is the runtime. The
+// ThreadSanitizer's instrumentation (-fsanitize=thread): every load and store of kernel code
+// calls one of the __tsan_{read,write}* hooks below with its address (and size), and the
+// hook's return address is the access's site. No TSan runtime is linked; this file is the
+// runtime. The
 // runtime also reports the accesses it makes on a thread's behalf (cp.async, ldmatrix,
 // atomics) through checks_access. Each access is classified:
 //   local   the fiber's own stack (local arrays, spilled arguments): not checked;
@@ -141,10 +142,13 @@ struct LaunchChecks {
 };
 
 // ---- per worker ------------------------------------------------------------------------------------------
+// Per byte of shared memory: the last write, and the first and the latest distinct readers of
+// the current epoch (two readers cover the common hazards: a thread that reads its own cell
+// after another thread did still leaves that other reader on record).
 struct Cell {
-    uint32_t w_epoch = 0, r_epoch = 0;  // 0: never
-    uint32_t w_sync = 0, r_sync = 0;    // the accessing lane's collective count at the access
-    uint16_t w_tid = 0, r_tid = 0;
+    uint32_t w_epoch = 0, r_epoch = 0;           // 0: never
+    uint32_t w_sync = 0, r_sync = 0, r2_sync = 0;  // the accessing lane's collective count at the access
+    uint16_t w_tid = 0, r_tid = 0, r2_tid = 0;
 };
 
 struct BlockChecks {
@@ -292,19 +296,28 @@ bool shared_access(BlockChecks& b, unsigned tid, uintptr_t a, size_t n, bool sto
                                 thread_label(c.w_tid) + " wrote it, and this thread " + (store ? "writes" : "reads") +
                                 " it with no __syncthreads (or, within a warp, no __syncwarp) between them" +
                                 site_suffix(site));
-            if (store && c.r_epoch == b.epoch && c.r_epoch >= b.first_epoch && c.r_tid != tid &&
-                !ordered(b, tid, c.r_tid, c.r_sync))
-                return fail(status, message, TESSERA_EMU_RACECHECK,
-                            strf("shared-memory race (write after read) at %s: ", describe_shared(off + i).c_str()) +
-                                thread_label(c.r_tid) +
-                                " read it, and this thread writes it with no __syncthreads (or, within a warp, no "
-                                "__syncwarp) between them" +
-                                site_suffix(site));
+            if (store && c.r_epoch == b.epoch && c.r_epoch >= b.first_epoch) {
+                for (int k = 0; k < 2; ++k) {
+                    const unsigned reader = k ? c.r2_tid : c.r_tid;
+                    if (reader == tid || ordered(b, tid, reader, k ? c.r2_sync : c.r_sync)) continue;
+                    return fail(status, message, TESSERA_EMU_RACECHECK,
+                                strf("shared-memory race (write after read) at %s: ",
+                                     describe_shared(off + i).c_str()) +
+                                    thread_label(reader) +
+                                    " read it, and this thread writes it with no __syncthreads (or, within a warp, "
+                                    "no __syncwarp) between them" +
+                                    site_suffix(site));
+                }
+            }
         }
         if (store) {
             c.w_epoch = b.epoch, c.w_tid = (uint16_t)tid, c.w_sync = b.sync_count[tid];
+        } else if (c.r_epoch != b.epoch) {
+            c.r_epoch = b.epoch, c.r_tid = c.r2_tid = (uint16_t)tid, c.r_sync = c.r2_sync = b.sync_count[tid];
+        } else if (tid != c.r_tid) {
+            c.r2_tid = (uint16_t)tid, c.r2_sync = b.sync_count[tid];
         } else {
-            c.r_epoch = b.epoch, c.r_tid = (uint16_t)tid, c.r_sync = b.sync_count[tid];
+            c.r_sync = b.sync_count[tid];
         }
     }
     if (b.launch->profile && !atomic) profiler_access(b.prof, tid, site, a, (unsigned)n, store, true);
@@ -494,11 +507,16 @@ std::string describe_site(const void* pc) {
 }  // namespace tessera_host
 
 // ---- the instrumentation's entry points (called by kernel code in the checks build) ---------------------
+// ThreadSanitizer's instrumentation (-fsanitize=thread) without its runtime: a call per load
+// and store with the address (the size in the name, or an argument for ranges), one at each
+// function entry and exit, and an initialisation call from a constructor.
 #define TESSERA_HOOK(N)                                                                                        \
-    extern "C" void __asan_load##N##_noabort(uintptr_t a) {                                                    \
+    extern "C" void __tsan_read##N(uintptr_t a) { tessera_host::on_access(a, N, false, __builtin_return_address(0)); } \
+    extern "C" void __tsan_write##N(uintptr_t a) { tessera_host::on_access(a, N, true, __builtin_return_address(0)); } \
+    extern "C" void __tsan_unaligned_read##N(uintptr_t a) {                                                  \
         tessera_host::on_access(a, N, false, __builtin_return_address(0));                                     \
     }                                                                                                          \
-    extern "C" void __asan_store##N##_noabort(uintptr_t a) {                                                   \
+    extern "C" void __tsan_unaligned_write##N(uintptr_t a) {                                                 \
         tessera_host::on_access(a, N, true, __builtin_return_address(0));                                      \
     }
 TESSERA_HOOK(1)
@@ -507,13 +525,17 @@ TESSERA_HOOK(4)
 TESSERA_HOOK(8)
 TESSERA_HOOK(16)
 #undef TESSERA_HOOK
-extern "C" void __asan_loadN_noabort(uintptr_t a, size_t n) {
+extern "C" void __tsan_read_range(uintptr_t a, size_t n) {
     if (n) tessera_host::on_access(a, n, false, __builtin_return_address(0));
 }
-extern "C" void __asan_storeN_noabort(uintptr_t a, size_t n) {
+extern "C" void __tsan_write_range(uintptr_t a, size_t n) {
     if (n) tessera_host::on_access(a, n, true, __builtin_return_address(0));
 }
-extern "C" void __asan_handle_no_return() {}
+extern "C" void __tsan_func_entry(void*) {}
+extern "C" void __tsan_func_exit() {}
+extern "C" void __tsan_init() {}
+extern "C" void __tsan_atomic_thread_fence(int) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+extern "C" void __tsan_atomic_signal_fence(int) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 
 // ---- allocations made uninitialised (from Rust) ------------------------------------------------------------
 extern "C" void tessera_emu_track_uninit(const void* p, size_t bytes) {

@@ -79,7 +79,7 @@
 #define __grid_constant__
 #define __CUDA_ARCH_HOST_EMULATION__ 1
 #if defined(TESSERA_EMU_CHECKS)
-#define TESSERA_OUT_OF_TRACE __attribute__((no_sanitize_address, noinline))
+#define TESSERA_OUT_OF_TRACE __attribute__((no_sanitize_thread, noinline))
 #else
 #define TESSERA_OUT_OF_TRACE
 #endif
@@ -224,7 +224,8 @@ inline T& static_shared(const char* name, Site) {
 }
 // An atomic operation's access, reported by the (uninstrumented) atomic functions in the
 // checks build: memcheck, initcheck and the profile count it; racecheck does not.
-void atomic_access(const void* p, size_t size);
+// `site`: the kernel's call site (the atomic function's return address).
+void atomic_access(const void* p, size_t size, const void* site);
 // cp.async emulation: the source is read at issue, the destination written when the group
 // that contains the copy is retired by cp_async_wait.
 void cp_async16(const void* smem_dst, const void* gmem_src, const char* file, unsigned line);
@@ -355,7 +356,7 @@ inline unsigned __match_all_sync(unsigned mask, T v, int* pred, TESSERA_LOC) {
 // TESSERA_ATOMIC: outside the checks' trace (an atomic is no race), reported explicitly.
 #if defined(TESSERA_EMU_CHECKS)
 #define TESSERA_ATOMIC TESSERA_OUT_OF_TRACE inline
-#define TESSERA_ATOMIC_NOTE(a) ::tessera_host::atomic_access((a), sizeof(*(a)))
+#define TESSERA_ATOMIC_NOTE(a) ::tessera_host::atomic_access((a), sizeof(*(a)), __builtin_return_address(0))
 #else
 #define TESSERA_ATOMIC inline
 #define TESSERA_ATOMIC_NOTE(a) ((void)0)

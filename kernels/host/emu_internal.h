@@ -13,8 +13,7 @@
 
 #include "emulator_api.h"
 
-// (-fsanitize=kernel-address of the checks build defines __SANITIZE_ADDRESS__ too.)
-#if defined(TESSERA_SANITIZE_ADDRESS) || (defined(__SANITIZE_ADDRESS__) && !defined(TESSERA_EMU_CHECKS))
+#if defined(TESSERA_SANITIZE_ADDRESS) || defined(__SANITIZE_ADDRESS__)
 #define TESSERA_EMU_ASAN 1
 #else
 #define TESSERA_EMU_ASAN 0

@@ -828,13 +828,13 @@ void* static_shared_alloc(size_t size, size_t align, const void* key, const char
     return b.smem.base + offset;
 }
 
-void atomic_access(const void* p, size_t size) {
+void atomic_access(const void* p, size_t size, const void* site) {
     Fiber& f = current_fiber("an atomic");
     ++tls_worker->counts.atomics;
     int status = 0;
     std::string message;
-    if (!checks_access(f.check.block, f.tid, reinterpret_cast<uintptr_t>(p), size, true, true,
-                       __builtin_return_address(0), &status, &message))
+    if (!checks_access(f.check.block, f.tid, reinterpret_cast<uintptr_t>(p), size, true, true, site, &status,
+                       &message))
         check_failed(status, message);
 }
 
