@@ -52,7 +52,8 @@ fn coalesced_and_strided_loads() {
     for stride in [1usize, 8] {
         let n = blocks as usize * 64;
         let x: Vec<f32> = (0..n * stride).map(|i| i as f32).collect();
-        let Some((out, r)) = one_launch("selftest_profile_global", || selftest::profile_global(&device, &x, blocks, stride))
+        let Some((out, r)) =
+            one_launch("selftest_profile_global", || selftest::profile_global(&device, &x, blocks, stride))
         else {
             return;
         };
@@ -65,12 +66,17 @@ fn coalesced_and_strided_loads() {
         let load_sectors: u64 = (0..warps as usize)
             .map(|w| sectors(&(0..32).map(|l| (4 * stride * (32 * w + l), 4)).collect::<Vec<_>>()))
             .sum();
-        let store_sectors: u64 = (0..warps as usize)
-            .map(|w| sectors(&(0..32).map(|l| (4 * (32 * w + l), 4)).collect::<Vec<_>>()))
-            .sum();
+        let store_sectors: u64 =
+            (0..warps as usize).map(|w| sectors(&(0..32).map(|l| (4 * (32 * w + l), 4)).collect::<Vec<_>>())).sum();
         let c = r.counters;
-        assert_eq!((c.global_load_requests, c.global_load_sectors, c.global_load_bytes), (warps, load_sectors, warps * 128));
-        assert_eq!((c.global_store_requests, c.global_store_sectors, c.global_store_bytes), (warps, store_sectors, warps * 128));
+        assert_eq!(
+            (c.global_load_requests, c.global_load_sectors, c.global_load_bytes),
+            (warps, load_sectors, warps * 128)
+        );
+        assert_eq!(
+            (c.global_store_requests, c.global_store_sectors, c.global_store_bytes),
+            (warps, store_sectors, warps * 128)
+        );
         let p = LaunchProfile::new(&r);
         let efficiency = p.global_load_efficiency().unwrap();
         assert_eq!(efficiency, if stride == 1 { 1.0 } else { 1.0 / 8.0 }, "stride {stride}");
@@ -98,8 +104,10 @@ fn transpose_without_padding_has_32_way_conflicts_and_with_padding_none() {
         assert!((0..32).any(|off| out[off..off + 1024] == transposed[..]), "pitch {pitch}: wrong output");
         // Warp ty (the block is 32×32, so warp = ty): stores row ty (word ty·pitch + lane),
         // then loads column ty (word lane·pitch + ty).
-        let store: u64 = (0..32).map(|ty| wavefronts(&(0..32).map(|l| (4 * (ty * pitch + l), 4)).collect::<Vec<_>>())).sum();
-        let load: u64 = (0..32).map(|ty| wavefronts(&(0..32).map(|l| (4 * (l * pitch + ty), 4)).collect::<Vec<_>>())).sum();
+        let store: u64 =
+            (0..32).map(|ty| wavefronts(&(0..32).map(|l| (4 * (ty * pitch + l), 4)).collect::<Vec<_>>())).sum();
+        let load: u64 =
+            (0..32).map(|ty| wavefronts(&(0..32).map(|l| (4 * (l * pitch + ty), 4)).collect::<Vec<_>>())).sum();
         assert_eq!((store, load), if pitch == 32 { (32, 32 * 32) } else { (32, 32) });
         let c = r.counters;
         assert_eq!((c.shared_store_requests, c.shared_store_wavefronts, c.shared_store_bytes), (32, store, 4096));
@@ -120,8 +128,15 @@ fn transpose_without_padding_has_32_way_conflicts_and_with_padding_none() {
 fn wide_shared_accesses_use_the_hardware_phases() {
     let device = Device::emulator();
     // (pattern, bytes per lane, word of lane l): see kernels/selftest/profile_probes.cu.
-    let patterns: [(i32, usize, fn(usize) -> usize); 6] =
-        [(0, 8, |l| 2 * l), (1, 8, |l| 4 * l), (2, 16, |l| 4 * l), (3, 16, |l| 8 * l), (4, 4, |_| 0), (5, 4, |l| 2 * l)];
+    type Pattern = (i32, usize, fn(usize) -> usize);
+    let patterns: [Pattern; 6] = [
+        (0, 8, |l| 2 * l),
+        (1, 8, |l| 4 * l),
+        (2, 16, |l| 4 * l),
+        (3, 16, |l| 8 * l),
+        (4, 4, |_| 0),
+        (5, 4, |l| 2 * l),
+    ];
     for (pattern, size, word) in patterns {
         let Some((out, r)) =
             one_launch("selftest_profile_shared_wide", || selftest::profile_shared_wide(&device, pattern))
