@@ -198,7 +198,8 @@ pub fn oob(device: &Device, x: &[f32]) -> Result<Vec<f32>> {
     out.download()
 }
 
-/// Kernels that must fail on the emulator (never run them on a GPU: some never finish).
+/// Kernels that must fail on the emulator (never run them on a GPU: some never finish), and
+/// two that CUDA allows although they look wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broken {
     /// Even threads at `__syncthreads`, odd threads at `__syncwarp`.
@@ -211,12 +212,13 @@ pub enum Broken {
     SourceNotInMask,
     /// Lanes of one mask meet at different collectives.
     CollectiveMismatch,
-    /// A lane exits while the others shuffle with it in the mask.
+    /// A lane exits while the others shuffle with it in the mask (allowed, as in CUDA: the
+    /// exited lane's mask bit is ignored).
     CollectiveExited,
     /// Two lanes of one collective pass different masks.
     MaskMismatch,
     /// A full-mask warp reduction in a partial warp (launch with a block size that is not a
-    /// multiple of 32).
+    /// multiple of 32): allowed, as in CUDA (the missing lanes' bits are ignored).
     PartialWarpFullMask,
 }
 
@@ -325,6 +327,56 @@ pub fn cp_async(device: &Device, x: &[f32]) -> Result<(Vec<f32>, Vec<u32>)> {
     selftest_cp_async(device, &LaunchConfig::linear(1, 64, 2 * 64 * 16), &xb, &mut out, &mut out16)?;
     Ok((out.download()?, out16.download()?))
 }
+
+// ---- warp convergence (kernels/selftest/warp_converge.cu) ----
+
+declare_kernels! {
+    /// C: `selftest_warp_aggregate(const int* pred, unsigned* ctr, unsigned* masks)`
+    fn selftest_warp_aggregate(pred: input i32, ctr: output u32, masks: output u32);
+    /// C: `selftest_activemask_branches(const int* pred, unsigned* out)`
+    fn selftest_activemask_branches(pred: input i32, out: output u32);
+    /// C: `selftest_partial_warp_reduce(unsigned* out)`
+    fn selftest_partial_warp_reduce(out: output u32);
+    /// C: `selftest_shfl_after_exit(unsigned* out)`
+    fn selftest_shfl_after_exit(out: output u32);
+}
+
+/// The warp-aggregated atomic over `pred` on blocks of 256 threads (`pred.len()` a multiple of
+/// 256): returns (the counter, each thread's `__activemask()`; `SENTINEL_U32` where `pred` is 0).
+pub fn warp_aggregate(device: &Device, pred: &[i32]) -> Result<(u32, Vec<u32>)> {
+    assert_eq!(pred.len() % 256, 0);
+    let pb = device.upload(pred)?;
+    let mut ctr = device.zeros::<u32>(1)?;
+    let mut masks = filled(device, pred.len(), SENTINEL_U32)?;
+    let cfg = LaunchConfig::linear((pred.len() / 256) as u32, 256, 0);
+    selftest_warp_aggregate(device, &cfg, &pb, &mut ctr, &mut masks)?;
+    Ok((ctr.download()?[0], masks.download()?))
+}
+
+/// `__activemask()` from the branch taken by `if (pred[g])`, on blocks of `threads` threads
+/// (dividing `pred.len()`).
+pub fn activemask_branches(device: &Device, pred: &[i32], threads: u32) -> Result<Vec<u32>> {
+    assert_eq!(pred.len() % threads as usize, 0);
+    let pb = device.upload(pred)?;
+    let mut out = filled(device, pred.len(), SENTINEL_U32)?;
+    let cfg = LaunchConfig::linear((pred.len() / threads as usize) as u32, threads, 0);
+    selftest_activemask_branches(device, &cfg, &pb, &mut out)?;
+    out.download()
+}
+
+/// Runs `selftest_partial_warp_reduce` on one block of 48 threads: 4 words per thread.
+pub fn partial_warp_reduce(device: &Device) -> Result<Vec<u32>> {
+    let mut out = filled(device, 48 * 4, SENTINEL_U32)?;
+    selftest_partial_warp_reduce(device, &LaunchConfig::linear(1, 48, 0), &mut out)?;
+    out.download()
+}
+
+/// Runs `selftest_shfl_after_exit` on `blocks` blocks of `threads` threads (a multiple of
+/// 32): 4 words per thread, `SENTINEL_U32` for the lanes 31 that returned.
+pub fn shfl_after_exit(device: &Device, blocks: u32, threads: u32) -> Result<Vec<u32>> {
+    assert_eq!(threads % 32, 0);
+    let mut out = filled(device, blocks as usize * threads as usize * 4, SENTINEL_U32)?;
+    selftest_shfl_after_exit(device, &LaunchConfig::linear(blocks, threads, 0), &mut out)?;
 
 // ---- profile probes (kernels/selftest/profile_probes.cu) ----
 

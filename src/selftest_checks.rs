@@ -163,3 +163,16 @@ pub fn smem_limit(device: &Device, dynamic_bytes: u32) -> Result<f32> {
     selftest_chk_smem_limit(device, &cfg, &mut out, (dynamic_bytes / 4) as i32)?;
     Ok(out.download()?[0])
 }
+
+/// `selftest_chk_view_overread` (without its bug) reading a buffer allocated uninitialised:
+/// `written` fills it from the host first (the fixed twin); otherwise initcheck must report
+/// the first read.
+pub fn uninit_device_read(device: &Device, written: bool) -> Result<Vec<f32>> {
+    let mut src = DeviceBuffer::<f32>::uninit(device, 100)?;
+    if written {
+        src.copy_from_host(&probe_input()[..100])?;
+    }
+    let mut out = DeviceBuffer::<f32>::zeros(device, 100)?;
+    selftest_chk_view_overread(device, &LaunchConfig::linear(1, 128, 0), &src, &mut out, 100, 0)?;
+    out.download()
+}

@@ -104,6 +104,33 @@ fn reports_name_the_buffer_the_variable_and_the_source_line() {
 }
 
 #[test]
+fn device_memory_allocated_uninitialised_is_watched() {
+    let device = Device::emulator();
+    assert_eq!(selftest_checks::uninit_device_read(&device, true).unwrap(), selftest_checks::probe_input()[..100]);
+    if tessera::emulator::checks_enabled() {
+        let m = message(selftest_checks::uninit_device_read(&device, false));
+        assert!(m.starts_with("initcheck in kernel selftest_chk_view_overread"), "{m}");
+        assert!(m.contains("of `src` at offset 0: byte 0 was never written"), "{m}");
+    } else {
+        // Without the checks it reads the emulator's "uninitialised" pattern: NaN.
+        let got = selftest_checks::uninit_device_read(&device, false).unwrap();
+        assert!(got.iter().all(|v| v.to_bits() == 0xffff_ffff), "{got:?}");
+    }
+}
+
+#[test]
+fn shared_memory_starts_every_block_poisoned() {
+    if tessera::emulator::checks_enabled() {
+        return; // initcheck reports the read instead (planted_bugs_are_caught_by_their_check)
+    }
+    // The uninitialised counter starts at 0xFFFFFFFF in every block: 256 increments give 255.
+    let device = Device::emulator();
+    for _ in 0..3 {
+        assert_eq!(selftest_checks::run(&device, Probe::UninitCounter, true).unwrap(), vec![255.0]);
+    }
+}
+
+#[test]
 fn shared_memory_limits_follow_the_architecture() {
     let device = Device::emulator();
     let static_bytes = selftest_checks::SMEM_LIMIT_STATIC_BYTES;

@@ -83,9 +83,18 @@ fn missing_barrier_is_exposed() {
     for device in common::kernel_devices("missing_barrier_is_exposed") {
         assert_eq!(selftest::neighbour_sum(&device, &x, threads as u32, true).unwrap(), want, "{device:?}");
     }
-    // Racy on a GPU too, but only the emulator guarantees to expose it.
-    let racy = selftest::neighbour_sum(&Device::emulator(), &x, threads as u32, false).unwrap();
-    assert!(racy.iter().zip(&want).any(|(g, w)| g != w), "a missing __syncthreads went unnoticed");
+    // Racy on a GPU too, but only the emulator guarantees to expose it: in the checks build
+    // as a report (the first thread reads a neighbour's cell that nobody has written yet, or
+    // that another thread wrote in the same barrier interval), otherwise as a wrong result.
+    match selftest::neighbour_sum(&Device::emulator(), &x, threads as u32, false) {
+        Err(Error::Emulator(m)) if tessera::emulator::checks_enabled() => {
+            assert!(m.starts_with("initcheck in kernel selftest_without_barrier") || m.starts_with("racecheck"), "{m}")
+        }
+        Ok(racy) if !tessera::emulator::checks_enabled() => {
+            assert!(racy.iter().zip(&want).any(|(g, w)| g != w), "a missing __syncthreads went unnoticed")
+        }
+        other => panic!("a missing __syncthreads: {other:?}"),
+    }
 }
 
 /// Source lane of a shuffle per the PTX ISA (shfl.sync with c = ((32 - width) << 8) | clamp).
@@ -403,13 +412,18 @@ fn warp_collective_misuse_is_reported() {
         (Broken::SelfNotInMask, 32, "does not include the calling lane"),
         (Broken::SourceNotInMask, 32, "reads lane 16, which is not in the mask"),
         (Broken::CollectiveMismatch, 32, "lanes meet at different warp collectives"),
-        (Broken::CollectiveExited, 32, "exited while lane"),
         (Broken::MaskMismatch, 32, "lanes meet at different warp collectives"),
-        (Broken::PartialWarpFullMask, 48, "names lanes that do not exist"),
     ];
     for (which, threads, what) in cases {
         let msg = within(60, move || emulator_error(selftest::run_broken(&Device::emulator(), which, 1, threads)));
         assert!(msg.starts_with(&format!("warp collective misuse in kernel {}", which.kernel())), "{which:?}: {msg}");
         assert!(msg.contains(what), "{which:?}: expected \"{what}\" in: {msg}");
+    }
+    // Not misuse, as in CUDA: mask bits of lanes that have exited (lane 31 returned) or do not
+    // exist (a 48-thread block) are ignored. Their values: tests/emulator_warps.rs.
+    for (which, threads) in [(Broken::CollectiveExited, 32), (Broken::PartialWarpFullMask, 48)] {
+        // One block: these kernels write out[threadIdx.x], so two blocks would race (racecheck).
+        let result = within(60, move || selftest::run_broken(&Device::emulator(), which, 1, threads));
+        assert!(result.is_ok(), "{which:?}: {result:?}");
     }
 }

@@ -167,6 +167,15 @@ namespace {
 
 const char* rw(bool store) { return store ? "write" : "read"; }
 
+// Without the instrumentation only the runtime's own accesses (cp.async, ldmatrix, atomics)
+// come here: bounds are still exact, but the shadows (initcheck, racecheck) would miss the
+// kernel's plain stores, so they are not consulted.
+#if defined(TESSERA_EMU_CHECKS)
+constexpr bool kShadows = true;
+#else
+constexpr bool kShadows = false;
+#endif
+
 std::string site_suffix(const void* site) { return site ? " at " + describe_site(site) : std::string(); }
 
 // The argument nearest to [a, a+n), for a message about an access outside every argument.
@@ -221,7 +230,7 @@ bool global_access(BlockChecks& b, unsigned tid, unsigned* hint, uintptr_t a, si
                     strf("%s of %zu bytes into the input `%s` at offset %zu: inputs are read-only (const)",
                          atomic ? "atomic" : "write", n, g->name, off) +
                         site_suffix(site));
-    if (g->written) {
+    if (kShadows && g->written) {
         if (!store || atomic) {
             for (size_t i = 0; i < n; ++i)
                 if (!__atomic_load_n(&g->written[off + i], __ATOMIC_RELAXED))
@@ -280,7 +289,7 @@ bool shared_access(BlockChecks& b, unsigned tid, uintptr_t a, size_t n, bool sto
                          "and %zu bytes of dynamic shared memory",
                          rw(store), n, describe_shared(off).c_str(), w.static_used, w.dyn_bytes) +
                         site_suffix(site));
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n && kShadows; ++i) {
         Cell& c = b.cells[off + i];
         const bool written = c.w_epoch >= b.first_epoch;
         if ((!store || atomic) && !written)
@@ -448,6 +457,9 @@ void checks_barrier(BlockChecks* b) {
 }
 
 void checks_warp_sync(BlockChecks* b, unsigned warp, unsigned mask) {
+    const unsigned first = warp * 32;
+    if (first >= b->n) return;
+    if (b->n - first < 32) mask &= (1u << (b->n - first)) - 1u;  // lanes of a partial warp that exist
     for (unsigned m = mask; m; m &= m - 1) ++b->sync_count[warp * 32 + __builtin_ctz(m)];
     uint32_t* seen = &b->seen[(size_t)warp * 1024];
     for (unsigned mx = mask; mx; mx &= mx - 1) {

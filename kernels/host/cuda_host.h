@@ -204,8 +204,9 @@ struct MmaArgs {
 uint64_t warp_collective(const WarpCall& call);
 // Arrive at the block barrier (kind 0: plain, 1: count, 2: and, 3: or); returns the reduction.
 int block_barrier(int kind, int predicate, const char* file, unsigned line);
-// Lanes of the calling thread's warp that exist and have not exited.
-unsigned active_mask();
+// __activemask at call site file:line: waits until no lane of the calling warp can run, then
+// returns the set of lanes waiting at __activemask at this same call site (runtime.cpp).
+unsigned active_mask(const char* file, unsigned line);
 // The calling block's dynamic shared memory.
 void* dynamic_smem();
 // The calling block's instance of the static shared variable identified by `key` (one per
@@ -267,6 +268,13 @@ inline uint64_t collective(WarpOp op, unsigned char aux, unsigned mask, uint64_t
 }  // namespace tessera_host
 
 // ---- 6. barriers and warp collectives -----------------------------------------------------------
+// Rules (as on a GPU; the scheduler in runtime.cpp enforces them): lanes that meet at a
+// collective pass the same mask, and the mask contains the caller; mask bits of lanes that do
+// not exist (partial last warp) or have exited are ignored; a shuffle that reads such a lane
+// gets all bits set (undefined on a GPU), one that reads a live lane outside the mask is
+// misuse. mma/ldmatrix need all 32 lanes. __activemask is a scheduling point: it returns the
+// lanes of the warp at the same __activemask call site once no lane of the warp can run, so
+// code that assumes divergent lanes have reconverged can see a partial mask.
 #define __syncthreads() ((void)::tessera_host::block_barrier(0, 0, __FILE__, __LINE__))
 #define __syncthreads_count(p) ::tessera_host::block_barrier(1, (p) != 0, __FILE__, __LINE__)
 #define __syncthreads_and(p) ::tessera_host::block_barrier(2, (p) != 0, __FILE__, __LINE__)
@@ -277,7 +285,7 @@ inline uint64_t collective(WarpOp op, unsigned char aux, unsigned mask, uint64_t
 inline void __syncwarp(unsigned mask = 0xffffffffu, TESSERA_LOC) {
     ::tessera_host::collective(::tessera_host::WarpOp::SyncWarp, 0, mask, 0, 0, 32, loc);
 }
-inline unsigned __activemask() { return ::tessera_host::active_mask(); }
+inline unsigned __activemask(TESSERA_LOC) { return ::tessera_host::active_mask(loc.file_name(), (unsigned)loc.line()); }
 
 template <class T>
 inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize, TESSERA_LOC) {

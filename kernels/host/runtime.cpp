@@ -8,11 +8,11 @@
 //
 // Block. Every thread of the block is a fiber with its own stack; all of them run on the
 // worker's OS thread. A fiber runs without interruption until it blocks, i.e. at
-// __syncthreads*, at a warp collective, or when it exits; then control returns to the
-// scheduler loop (run_block), which handles that event and resumes the next runnable fiber
-// from a FIFO queue. Threads start in ascending order in even blocks and descending order in
-// odd ones, and the order flips at every barrier, so a read of another thread's write that
-// lacks a barrier sees stale data in one direction or the other.
+// __syncthreads*, at a warp collective, at __activemask, or when it exits; then control
+// returns to the scheduler loop (run_block), which handles that event and resumes the next
+// runnable fiber from a FIFO queue. Threads start in ascending order in even blocks and
+// descending order in odd ones, and the order flips at every barrier, so a read of another
+// thread's write that lacks a barrier sees stale data in one direction or the other.
 //
 // Barrier. A fiber at __syncthreads records its call site and waits. When the number of
 // waiting fibers equals the number of live (not exited) threads -- checked at each arrival and
@@ -20,14 +20,27 @@
 // WARP_MISUSE: divergent __syncthreads).
 //
 // Warp collectives. A lane deposits a WarpCall (operation, mask, value, parameters, call site)
-// in its fiber record and waits. At its arrival the scheduler checks the mask (must contain the
-// caller, only existing and not-exited lanes), then looks at every lane of the mask: if all
-// wait at a collective, they must all show the same operation, value size and mask (else
-// WARP_MISUSE), and the scheduler computes every lane's result at once from the deposited
-// values (shuffle source lanes per the PTX shfl.sync definition, ballots, mma, ldmatrix) and
-// makes the lanes runnable. A lane that exits while others wait for it at a collective is
-// WARP_MISUSE. If the queue runs dry with live threads left, nothing can ever be released:
-// DEADLOCK, with a message that lists what each group of threads waits at.
+// in its fiber record and waits. At its arrival the scheduler checks the call (the mask must
+// contain the caller), then looks at the lanes of the mask that exist and have not exited --
+// bits of a partial last warp's missing lanes and of exited lanes are ignored, as on a GPU: if
+// all of them wait at a collective, they must all show the same operation, value size and
+// mask (else WARP_MISUSE), and the scheduler computes every lane's result at once from the
+// deposited values (shuffle source lanes per the PTX shfl.sync definition, ballots, mma,
+// ldmatrix) and makes the lanes runnable. A shuffle that reads a lane that does not exist or
+// has exited gets all bits set (undefined on a GPU); one that reads a live lane outside the
+// mask is WARP_MISUSE. When a lane exits, the collectives whose mask names it are checked
+// again and may complete without it; mma and ldmatrix need all 32 lanes (a missing or exited
+// lane is WARP_MISUSE). If the queue runs dry with live threads left, nothing can ever be
+// released: DEADLOCK, with a message that lists what each group of threads waits at.
+//
+// __activemask. The calling lane records its call site and waits until no lane of its warp is
+// runnable (each live lane waits at a barrier, a collective or an __activemask); then the
+// lanes waiting at __activemask at one call site all get the mask of exactly those lanes, one
+// group per call site. So the mask names the lanes that are converged at the call, as a
+// warp-aggregated atomic needs, and code that assumes divergent lanes have reconverged (CUDA
+// does not promise it) can see a partial mask. Caveat: grouping is by call site only, so lanes
+// at one call site in different loop iterations share a mask. This check runs after every
+// event that blocks a lane, and again when the queue runs dry, before a deadlock is declared.
 //
 // Errors found inside a fiber (misuse()) record the error and switch to the scheduler for
 // good; the block's other fibers are abandoned (their stacks are reused; see stack_prepare).
@@ -94,7 +107,8 @@ struct Launch {
     }
 };
 
-enum class Wait : unsigned char { Runnable, Barrier, Warp, Exited, Aborted };
+// ActiveMask: at __activemask, call site in `call.file`/`call.line`, the mask goes to `result`.
+enum class Wait : unsigned char { Runnable, Barrier, Warp, ActiveMask, Exited, Aborted };
 
 struct AsyncCopy {
     void* dst;
@@ -254,6 +268,7 @@ std::string describe_wait(const Fiber& f) {
             return strf("%s (%s:%u)", names[f.bar_kind & 3], base_name(f.bar_file), f.bar_line);
         }
         case Wait::Warp: return describe_call(f.call);
+        case Wait::ActiveMask: return strf("__activemask (%s:%u)", base_name(f.call.file), f.call.line);
         case Wait::Runnable: return "nothing (runnable)";
         case Wait::Exited: return "nothing (exited)";
         case Wait::Aborted: return "nothing (aborted)";
@@ -440,8 +455,13 @@ void compute_ldmatrix(Block& b, Fiber* lanes) {
     }
 }
 
-// Every lane of `mask` in warp `w` waits at a collective with the same operation and mask:
-// compute all results and wake the lanes.
+// What a shuffle returns when it reads a lane that does not exist or has exited (undefined
+// on a GPU): all bits set, the emulator's "uninitialised" pattern (NaN, -1).
+constexpr uint64_t SHFL_POISON = ~0ull;
+
+// Every lane of `mask` in warp `w` waits at a collective with the same operation and mask
+// (`mask`: the lanes of the callers' mask that exist and have not exited): compute all
+// results and wake the lanes.
 void complete_collective(Block& b, unsigned w, unsigned mask) {
     Fiber* lanes = &b.f[w * 32];
     const WarpCall& c0 = lanes[__builtin_ctz(mask)].call;
@@ -461,10 +481,15 @@ void complete_collective(Block& b, unsigned w, unsigned mask) {
         case WarpOp::ShflXor: {
             uint64_t res[32];
             bool bad = false;
+            const unsigned alive = b.exists[w] & ~b.exited[w];
             each([&](unsigned l) {
                 if (bad) return;
                 const WarpCall& c = lanes[l].call;
                 const unsigned src = shfl_source(op, l, c.param, c.width);
+                if (!((alive >> src) & 1u)) {
+                    res[l] = SHFL_POISON;  // a lane that does not exist or has exited: undefined on a GPU
+                    return;
+                }
                 if (!((mask >> src) & 1u)) {
                     b.fail(TESSERA_EMU_WARP_MISUSE,
                            thread_name(b, lanes[l]) +
@@ -540,14 +565,16 @@ void complete_collective(Block& b, unsigned w, unsigned mask) {
     });
 }
 
-// If every lane of the mask of waiting lane `lane` waits at a collective, they must all show
-// the same operation, value size and mask (else WARP_MISUSE); then complete it.
+// If every lane of the mask of waiting lane `lane` that exists and has not exited waits at a
+// collective, they must all show the same operation, value size and mask (else WARP_MISUSE);
+// then complete it among them.
 void try_complete(Block& b, unsigned w, unsigned lane) {
     Fiber* lanes = &b.f[w * 32];
     const WarpCall& c = lanes[lane].call;
-    for (unsigned m = c.mask; m; m &= m - 1)
+    const unsigned mask = c.mask & b.exists[w] & ~b.exited[w];
+    for (unsigned m = mask; m; m &= m - 1)
         if (lanes[__builtin_ctz(m)].wait != Wait::Warp) return;  // not everyone is here yet
-    for (unsigned m = c.mask; m; m &= m - 1) {
+    for (unsigned m = mask; m; m &= m - 1) {
         const Fiber& o = lanes[__builtin_ctz(m)];
         if (o.call.op != c.op || o.call.aux != c.aux || o.call.mask != c.mask) {
             b.fail(TESSERA_EMU_WARP_MISUSE,
@@ -557,7 +584,7 @@ void try_complete(Block& b, unsigned w, unsigned lane) {
             return;
         }
     }
-    complete_collective(b, w, c.mask);
+    complete_collective(b, w, mask);
 }
 
 // Lane `f` has just arrived at a collective: validate its call, complete the collective if
@@ -570,18 +597,8 @@ void on_warp_arrive(Block& b, Fiber& f) {
                thread_name(b, f) + ": " + describe_call(c) + ": the mask does not include the calling lane");
         return;
     }
-    if (c.mask & ~b.exists[w]) {
-        b.fail(TESSERA_EMU_WARP_MISUSE,
-               thread_name(b, f) + ": " + describe_call(c) +
-                   strf(": the mask names lanes that do not exist (this warp has lanes 0x%08x; the block has %u threads)",
-                        b.exists[w], b.n));
-        return;
-    }
-    if (c.mask & b.exited[w]) {
-        b.fail(TESSERA_EMU_WARP_MISUSE, thread_name(b, f) + ": " + describe_call(c) +
-                                            strf(": the mask names lanes that have exited (0x%08x)", c.mask & b.exited[w]));
-        return;
-    }
+    // Bits of lanes that do not exist (a partial last warp) or have exited are ignored, as on a
+    // GPU: the collective completes among the others (try_complete).
     const bool shuffle = c.op == WarpOp::ShflIdx || c.op == WarpOp::ShflUp || c.op == WarpOp::ShflDown ||
                          c.op == WarpOp::ShflXor;
     if (shuffle && (c.width < 1 || c.width > 32 || (c.width & (c.width - 1)) != 0)) {
@@ -589,9 +606,12 @@ void on_warp_arrive(Block& b, Fiber& f) {
                thread_name(b, f) + ": " + describe_call(c) + strf(": width %d is not a power of two in 1..32", c.width));
         return;
     }
-    if ((c.op == WarpOp::Mma || c.op == WarpOp::Ldmatrix) && c.mask != 0xffffffffu) {
+    if ((c.op == WarpOp::Mma || c.op == WarpOp::Ldmatrix) &&
+        (c.mask != 0xffffffffu || (b.exists[w] & ~b.exited[w]) != 0xffffffffu)) {
         b.fail(TESSERA_EMU_WARP_MISUSE,
-               thread_name(b, f) + ": " + describe_call(c) + ": needs all 32 lanes of the warp");
+               thread_name(b, f) + ": " + describe_call(c) +
+                   strf(": needs all 32 lanes of the warp (lanes 0x%08x exist and have not exited)",
+                        b.exists[w] & ~b.exited[w]));
         return;
     }
     try_complete(b, w, f.lane);
@@ -608,15 +628,51 @@ void on_exit(Block& b, Fiber& f) {
     --b.live;
     b.exited[w] |= bit;
     f.async.clear();  // copies never waited for: nobody can observe them
+    // Collectives that wait for this lane complete without it now, if everyone else is there;
+    // mma and ldmatrix need all 32 lanes.
     Fiber* lanes = &b.f[w * 32];
-    for (unsigned l = 0; l < 32 && w * 32 + l < b.n; ++l) {
-        if (lanes[l].wait == Wait::Warp && (lanes[l].call.mask & bit)) {
+    for (unsigned l = 0; l < 32 && w * 32 + l < b.n && b.status == TESSERA_EMU_OK; ++l) {
+        if (lanes[l].wait != Wait::Warp || !(lanes[l].call.mask & bit)) continue;
+        if (lanes[l].call.op == WarpOp::Mma || lanes[l].call.op == WarpOp::Ldmatrix) {
             b.fail(TESSERA_EMU_WARP_MISUSE, thread_name(b, f) + ": exited while lane " + std::to_string(l) +
                                                 " waits for it at " + describe_call(lanes[l].call));
             return;
         }
+        try_complete(b, w, l);
     }
+    if (b.status != TESSERA_EMU_OK) return;
     if (b.at_barrier > 0 && b.at_barrier == b.live) release_barrier(b);
+}
+
+// __activemask: once no lane of warp `w` can run (each live lane waits at a barrier, a
+// collective or an __activemask), the lanes waiting at __activemask get their masks: those
+// at one call site get the set of exactly those lanes, one group per call site. Returns
+// whether it woke any lane.
+bool resolve_active_mask(Block& b, unsigned w) {
+    Fiber* lanes = &b.f[w * 32];
+    const unsigned nl = std::min(32u, b.n - w * 32);
+    unsigned waiting = 0;
+    for (unsigned l = 0; l < nl; ++l) {
+        if (lanes[l].wait == Wait::Runnable) return false;  // it may still reach this __activemask
+        if (lanes[l].wait == Wait::ActiveMask) waiting |= 1u << l;
+    }
+    if (!waiting) return false;
+    while (waiting) {
+        const WarpCall& site = lanes[__builtin_ctz(waiting)].call;
+        unsigned group = 0;
+        for (unsigned m = waiting; m; m &= m - 1) {
+            const WarpCall& c = lanes[__builtin_ctz(m)].call;
+            if (c.line == site.line && std::strcmp(c.file, site.file) == 0) group |= m & -m;
+        }
+        for (unsigned m = group; m; m &= m - 1) {
+            const unsigned l = __builtin_ctz(m);
+            lanes[l].result = group;
+            lanes[l].wait = Wait::Runnable;
+            b.push(w * 32 + l);
+        }
+        waiting &= ~group;
+    }
+    return true;
 }
 
 void report_deadlock(Block& b) {
@@ -699,6 +755,11 @@ void run_block(Worker& w, uint64_t linear) {
     w.block = &b;
     while (b.status == TESSERA_EMU_OK && !L.failed()) {
         if (b.q_len == 0) {
+            // Nothing runnable: pending __activemask calls resolve first (normally done already
+            // at the event that blocked a warp's last runnable lane, below).
+            bool woke = false;
+            for (unsigned wi = 0; wi * 32 < n; ++wi) woke = resolve_active_mask(b, wi) || woke;
+            if (woke) continue;
             if (b.live > 0) report_deadlock(b);
             break;
         }
@@ -711,9 +772,12 @@ void run_block(Worker& w, uint64_t linear) {
                 if (++b.at_barrier == b.live) release_barrier(b);
                 break;
             case Wait::Warp: on_warp_arrive(b, f); break;
+            case Wait::ActiveMask:
             case Wait::Runnable:
             case Wait::Aborted: break;
         }
+        // f's warp may have no runnable lane left: its __activemask calls can resolve.
+        if (b.status == TESSERA_EMU_OK && f.wait != Wait::Runnable) resolve_active_mask(b, f.warp);
     }
     w.block = nullptr;
     checks_end_block(w.checks);
@@ -793,10 +857,14 @@ int block_barrier(int kind, int predicate, const char* file, unsigned line) {
     return f.bar_result;
 }
 
-unsigned active_mask() {
+unsigned active_mask(const char* file, unsigned line) {
     Fiber& f = current_fiber("__activemask");
-    const Block& b = *tls_worker->block;
-    return b.exists[f.warp] & ~b.exited[f.warp];
+    f.call = WarpCall{};
+    f.call.file = file;
+    f.call.line = line;
+    f.wait = Wait::ActiveMask;
+    yield_to_scheduler(f, false);  // resolve_active_mask sets the result
+    return (unsigned)f.result;
 }
 
 void* dynamic_smem() {
