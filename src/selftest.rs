@@ -377,6 +377,8 @@ pub fn shfl_after_exit(device: &Device, blocks: u32, threads: u32) -> Result<Vec
     assert_eq!(threads % 32, 0);
     let mut out = filled(device, blocks as usize * threads as usize * 4, SENTINEL_U32)?;
     selftest_shfl_after_exit(device, &LaunchConfig::linear(blocks, threads, 0), &mut out)?;
+    out.download()
+}
 
 // ---- profile probes (kernels/selftest/profile_probes.cu) ----
 
