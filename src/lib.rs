@@ -10,6 +10,7 @@ mod element;
 mod error;
 #[macro_use]
 mod kernels;
+pub mod profile;
 pub mod reference;
 
 /// The emulator's self-test kernels (feature `selftest`, for the test suite only).

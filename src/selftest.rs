@@ -379,3 +379,52 @@ pub fn shfl_after_exit(device: &Device, blocks: u32, threads: u32) -> Result<Vec
     selftest_shfl_after_exit(device, &LaunchConfig::linear(blocks, threads, 0), &mut out)?;
     out.download()
 }
+
+// ---- profile probes (kernels/selftest/profile_probes.cu) ----
+
+declare_kernels! {
+    /// C: `selftest_profile_global(const float* src, float* out, int stride)`
+    fn selftest_profile_global(src: input f32, out: output f32, stride: scalar i32);
+    /// C: `selftest_profile_transpose(const float* src, float* out, int pitch)`
+    fn selftest_profile_transpose(src: input f32, out: output f32, pitch: scalar i32);
+    /// C: `selftest_profile_shared_wide(unsigned* out, int pattern)`
+    fn selftest_profile_shared_wide(out: output u32, pattern: scalar i32);
+}
+
+/// Spare elements the probes need: they round their pointers up to 128 bytes.
+const PROBE_SPARE: usize = 32;
+
+/// Runs `selftest_profile_global` on `blocks` blocks of 64 threads: `out[t] = x[t · stride]`.
+/// `x` needs `blocks · 64 · stride` elements.
+pub fn profile_global(device: &Device, x: &[f32], blocks: u32, stride: usize) -> Result<Vec<f32>> {
+    let threads = blocks as usize * 64;
+    assert!(stride >= 1 && x.len() >= threads * stride);
+    let mut padded = vec![0.0f32; x.len() + PROBE_SPARE];
+    padded[..x.len()].copy_from_slice(x);
+    let xb = device.upload(&padded)?;
+    let mut out = device.zeros::<f32>(threads + PROBE_SPARE)?;
+    selftest_profile_global(device, &LaunchConfig::linear(blocks, 64, 0), &xb, &mut out, int(stride))?;
+    out.download()
+}
+
+/// Runs `selftest_profile_transpose` on a 32×32 matrix `x` (row-major) with a shared tile of
+/// `pitch` floats per row (32: unpadded, 33: padded); returns the downloaded output buffer,
+/// whose transpose starts at the first 128-byte boundary.
+pub fn profile_transpose(device: &Device, x: &[f32], pitch: usize) -> Result<Vec<f32>> {
+    assert!(x.len() == 32 * 32 && pitch >= 32);
+    let mut padded = vec![0.0f32; x.len() + PROBE_SPARE];
+    padded[..x.len()].copy_from_slice(x);
+    let xb = device.upload(&padded)?;
+    let mut out = device.zeros::<f32>(x.len() + PROBE_SPARE)?;
+    let cfg = LaunchConfig { grid: (1, 1, 1), block: (32, 32, 1), shared_mem_bytes: (32 * pitch * 4) as u32 };
+    selftest_profile_transpose(device, &cfg, &xb, &mut out, int(pitch))?;
+    out.download()
+}
+
+/// Runs `selftest_profile_shared_wide` (one warp) with access `pattern` 0..=5 (see the
+/// kernel's header); returns the 32 sums.
+pub fn profile_shared_wide(device: &Device, pattern: i32) -> Result<Vec<u32>> {
+    let mut out = device.zeros::<u32>(32)?;
+    selftest_profile_shared_wide(device, &LaunchConfig::linear(1, 32, 4096), &mut out, pattern)?;
+    out.download()
+}

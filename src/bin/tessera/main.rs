@@ -6,6 +6,7 @@ use std::process::ExitCode;
 mod demo;
 mod doctor;
 mod error;
+mod profile;
 
 use demo::{fsq_image, vq_image};
 use error::CliError;
@@ -23,6 +24,9 @@ enum Command {
     /// List the backends, whether a GPU and driver were found, whether the kernels were
     /// compiled for the GPU, and run every kernel once on the emulator against the reference.
     Doctor,
+    /// Profile every kernel family once at a representative shape on the emulator (needs
+    /// TESSERA_SANITIZE=checks): coalescing, bytes moved, bank conflicts, lower-bound times.
+    Profile(profile::ProfileArgs),
     /// Quantize an image with FSQ and write the reconstruction: each 2×2 block of each
     /// colour channel becomes a 4-dimensional latent (Haar coefficients; see
     /// `tessera::demo::fsq_image`). Prints PSNR and bits per pixel.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor => Ok(doctor::run()),
+        Command::Profile(args) => Ok(profile::run(&args)),
         Command::Fsq { levels, input, output } => fsq(&levels, &input, &output),
         Command::Vq { codebook_size, patch, iterations, seed, dtype, out, inputs } => {
             let options = vq_image::VqImageOptions { codebook_size, patch, iterations, seed };
