@@ -5,7 +5,7 @@ use super::{cuda, Backend, Device, Element};
 use crate::error::{Error, Result};
 
 pub(crate) enum Storage<T: Element> {
-    /// Emulator and Cpu: host memory of exactly `len` elements, 16-byte aligned.
+    /// Emulator and Cpu: host memory of exactly `len` elements, 256-byte aligned.
     Host(HostVec<T>),
     /// A CUDA allocation (at least one element: the driver refuses empty allocations).
     Cuda(cudarc::driver::CudaSlice<T>),

@@ -159,10 +159,12 @@ pub fn profile<R>(f: impl FnOnce() -> R) -> (R, Vec<LaunchRecord>) {
     (value, records)
 }
 
-/// The FLOPs of the next launch made on this thread (wrappers call it just before launching).
-#[allow(dead_code)]
+/// The FLOPs of the next emulator launch made on this thread (wrappers call it just before
+/// launching); ignored outside [`profile`].
 pub(crate) fn hint_flops(flops: u64) {
-    NEXT_FLOPS.with(|c| c.set(flops));
+    if RECORDS.with(|r| r.borrow().is_some()) {
+        NEXT_FLOPS.with(|c| c.set(flops));
+    }
 }
 
 /// Runs `f` with the emulator enforcing the limits of `sm` (80 or 90; the default is 90)

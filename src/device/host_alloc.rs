@@ -1,12 +1,12 @@
 //! Host memory of the Emulator and Cpu backends: exactly `len` elements (so the
-//! sanitizer build sees a one-element overrun), 16-byte aligned like a GPU allocation
+//! sanitizer build sees a one-element overrun), 256-byte aligned like a GPU allocation
 //! (kernels take 16-byte vector paths and cp.async, which need aligned rows).
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 
 /// Alignment of every host buffer, in bytes.
-pub(crate) const HOST_ALIGN: usize = 16;
+pub(crate) const HOST_ALIGN: usize = 256;
 
 pub(crate) struct HostVec<T: bytemuck::Pod> {
     ptr: NonNull<T>,

@@ -385,6 +385,10 @@ impl<T: FloatElement> Codebook<T> {
             let grid_x =
                 u32::try_from(n.div_ceil(ROWS_PER_BLOCK)).map_err(|_| Error::invalid("z", "too many latents"))?;
             let cps = plan.codes_per_split as u32;
+            // The search's arithmetic, for the emulator's profile: one multiply-add per
+            // latent, entry and dimension (the distance's cross term).
+            let search_flops = 2 * (n as u64) * (self.k as u64) * (self.d as u64);
+            crate::device::emulator::hint_flops(search_flops);
             match plan.path {
                 SearchPath::Simt | SearchPath::Auto => {
                     let cfg =
