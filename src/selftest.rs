@@ -428,3 +428,232 @@ pub fn profile_shared_wide(device: &Device, pattern: i32) -> Result<Vec<u32>> {
     selftest_profile_shared_wide(device, &LaunchConfig::linear(1, 32, 4096), &mut out, pattern)?;
     out.download()
 }
+
+// ---- primitives (kernels/selftest/primitives_*.cu) ----
+// One self-test per primitive of kernels/host/cuda_host.h sections 7-9 and the make_*
+// constructors of section 3; tests/emulator_primitives.rs computes the expected values.
+
+declare_kernels! {
+    /// C: `selftest_prim_atomic_ops(const int* op, const unsigned long long* operand,
+    ///     const unsigned long long* compare, int n, unsigned long long* cell, unsigned long long* old)`
+    fn selftest_prim_atomic_ops(op: input i32, operand: input u64, compare: input u64, n: scalar i32,
+        cell: output u64, old: output u64);
+    /// C: `selftest_prim_atomic_contention(const unsigned* src, int* ci, unsigned* cu, unsigned long long* cl,
+    ///     float* cf, unsigned* olds32, unsigned long long* olds64, unsigned inc_limit, unsigned dec_limit)`
+    fn selftest_prim_atomic_contention(src: input u32, ci: output i32, cu: output u32, cl: output u64,
+        cf: output f32, olds32: output u32, olds64: output u64, inc_limit: scalar u32, dec_limit: scalar u32);
+    /// C: `selftest_prim_threadfence(const unsigned* src, int n, unsigned* partial, unsigned* count,
+    ///     unsigned* total)`
+    fn selftest_prim_threadfence(src: input u32, n: scalar i32, partial: output u32, count: output u32,
+        total: output u32);
+    /// C: `selftest_prim_float(const float* x, const float* y, const float* z, int n, float* out)`
+    fn selftest_prim_float(x: input f32, y: input f32, z: input f32, n: scalar i32, out: output f32);
+    /// C: `selftest_prim_double(const unsigned long long* x, const unsigned long long* y,
+    ///     const unsigned long long* z, int n, unsigned long long* out)` (doubles as bit patterns)
+    fn selftest_prim_double(x: input u64, y: input u64, z: input u64, n: scalar i32, out: output u64);
+    /// C: `selftest_prim_int(const unsigned* x, const unsigned* y, const unsigned* z, int n, unsigned* out)`
+    fn selftest_prim_int(x: input u32, y: input u32, z: input u32, n: scalar i32, out: output u32);
+    /// C: `selftest_prim_convert(const float* x, const int* xi, const unsigned long long* x64, int n,
+    ///     unsigned* out)`
+    fn selftest_prim_convert(x: input f32, xi: input i32, x64: input u64, n: scalar i32, out: output u32);
+    /// C: `selftest_prim_make_vectors(const unsigned* src, unsigned char* out)`
+    fn selftest_prim_make_vectors(src: input u32, out: output u8);
+    /// C: `selftest_prim_half(const tessera::f16* ha, const tessera::f16* hb, const tessera::bf16* ba,
+    ///     const tessera::bf16* bb, const float* x, int n, float* arith_out, unsigned* cmp,
+    ///     tessera::f16* bits16, tessera::bf16* bitsb, float* floats)`
+    fn selftest_prim_half(ha: input f16, hb: input f16, ba: input bf16, bb: input bf16, x: input f32, n: scalar i32,
+        arith_out: output f32, cmp: output u32, bits16: output f16, bitsb: output bf16, floats: output f32);
+}
+
+/// Number of atomic operations `selftest_prim_atomic_ops` numbers (op codes 0..ATOMIC_OPS).
+pub const ATOMIC_OPS: i32 = 33;
+
+/// Runs `selftest_prim_atomic_ops`, one thread per case: case `i` applies atomic number
+/// `op[i]` to `cell[i]` with `operand[i]` (and `compare[i]`). Returns (cells after, olds).
+pub fn prim_atomic_ops(
+    device: &Device,
+    op: &[i32],
+    operand: &[u64],
+    compare: &[u64],
+    cell: &[u64],
+) -> Result<(Vec<u64>, Vec<u64>)> {
+    let n = op.len();
+    assert!(operand.len() == n && compare.len() == n && cell.len() == n);
+    let (opb, vb, wb) = (device.upload(op)?, device.upload(operand)?, device.upload(compare)?);
+    let mut cells = device.upload(cell)?;
+    let mut old = filled(device, n, 0xbad0_bad0_bad0_bad0u64)?;
+    let cfg = LaunchConfig::for_items(n, 128, 128, 0)?;
+    selftest_prim_atomic_ops(device, &cfg, &opb, &vb, &wb, int(n), &mut cells, &mut old)?;
+    Ok((cells.download()?, old.download()?))
+}
+
+/// Cells and returned values of `selftest_prim_atomic_contention` (see the kernel's header).
+#[derive(Debug)]
+pub struct AtomicContention {
+    pub ci: Vec<i32>,
+    pub cu: Vec<u32>,
+    pub cl: Vec<u64>,
+    pub cf: Vec<f32>,
+    /// 9 per thread.
+    pub olds32: Vec<u32>,
+    /// 3 per thread.
+    pub olds64: Vec<u64>,
+}
+
+/// Runs `selftest_prim_atomic_contention` on `blocks` blocks of `threads` threads (`src`
+/// holds 2 words per thread) with the cells' initial values.
+#[allow(clippy::too_many_arguments)]
+pub fn prim_atomic_contention(
+    device: &Device,
+    src: &[u32],
+    ci: &[i32],
+    cu: &[u32],
+    cl: &[u64],
+    cf: &[f32],
+    limits: (u32, u32),
+    blocks: u32,
+    threads: u32,
+) -> Result<AtomicContention> {
+    let n = blocks as usize * threads as usize;
+    assert_eq!(src.len(), 2 * n);
+    assert!(ci.len() >= 10 && cu.len() >= 15 && cl.len() >= 12 && cf.len() >= 2);
+    let sb = device.upload(src)?;
+    let (mut bi, mut bu, mut bl, mut bf) =
+        (device.upload(ci)?, device.upload(cu)?, device.upload(cl)?, device.upload(cf)?);
+    let mut o32 = filled(device, n * 9, SENTINEL_U32)?;
+    let mut o64 = filled(device, n * 3, SENTINEL_U32 as u64)?;
+    let cfg = LaunchConfig::linear(blocks, threads, 0);
+    selftest_prim_atomic_contention(
+        device, &cfg, &sb, &mut bi, &mut bu, &mut bl, &mut bf, &mut o32, &mut o64, limits.0, limits.1,
+    )?;
+    Ok(AtomicContention {
+        ci: bi.download()?,
+        cu: bu.download()?,
+        cl: bl.download()?,
+        cf: bf.download()?,
+        olds32: o32.download()?,
+        olds64: o64.download()?,
+    })
+}
+
+/// Runs `selftest_prim_threadfence` (the last-block reduction) on `blocks` blocks of
+/// `threads` threads: returns (per-block partial sums, the counter afterwards, the total).
+pub fn prim_threadfence(device: &Device, src: &[u32], blocks: u32, threads: u32) -> Result<(Vec<u32>, u32, u32)> {
+    let sb = device.upload(src)?;
+    let mut partial = filled(device, blocks as usize, SENTINEL_U32)?;
+    let mut count = device.zeros::<u32>(1)?;
+    let mut total = filled(device, 1, SENTINEL_U32)?;
+    let cfg = LaunchConfig::linear(blocks, threads, 0);
+    selftest_prim_threadfence(device, &cfg, &sb, int(src.len()), &mut partial, &mut count, &mut total)?;
+    Ok((partial.download()?, count.download()?[0], total.download()?[0]))
+}
+
+/// Runs `selftest_prim_float` on the triples (x[i], y[i], z[i]): 12 results per case.
+pub fn prim_float(device: &Device, x: &[f32], y: &[f32], z: &[f32]) -> Result<Vec<f32>> {
+    let n = x.len();
+    assert!(y.len() == n && z.len() == n);
+    let (xb, yb, zb) = (device.upload(x)?, device.upload(y)?, device.upload(z)?);
+    let mut out = filled(device, n * 12, SENTINEL_F32)?;
+    selftest_prim_float(device, &LaunchConfig::for_items(n, 128, 128, 0)?, &xb, &yb, &zb, int(n), &mut out)?;
+    out.download()
+}
+
+/// Runs `selftest_prim_double` on triples of f64 bit patterns: 12 results per case.
+pub fn prim_double(device: &Device, x: &[u64], y: &[u64], z: &[u64]) -> Result<Vec<u64>> {
+    let n = x.len();
+    assert!(y.len() == n && z.len() == n);
+    let (xb, yb, zb) = (device.upload(x)?, device.upload(y)?, device.upload(z)?);
+    let mut out = filled(device, n * 12, SENTINEL_U32 as u64)?;
+    selftest_prim_double(device, &LaunchConfig::for_items(n, 128, 128, 0)?, &xb, &yb, &zb, int(n), &mut out)?;
+    out.download()
+}
+
+/// Runs `selftest_prim_int` on the triples (x[i], y[i], z[i]): 39 words per case.
+pub fn prim_int(device: &Device, x: &[u32], y: &[u32], z: &[u32]) -> Result<Vec<u32>> {
+    let n = x.len();
+    assert!(y.len() == n && z.len() == n);
+    let (xb, yb, zb) = (device.upload(x)?, device.upload(y)?, device.upload(z)?);
+    let mut out = filled(device, n * 39, SENTINEL_U32)?;
+    selftest_prim_int(device, &LaunchConfig::for_items(n, 128, 128, 0)?, &xb, &yb, &zb, int(n), &mut out)?;
+    out.download()
+}
+
+/// Runs `selftest_prim_convert` on (x[i], xi[i], x64[i]): 18 words per case.
+pub fn prim_convert(device: &Device, x: &[f32], xi: &[i32], x64: &[u64]) -> Result<Vec<u32>> {
+    let n = x.len();
+    assert!(xi.len() == n && x64.len() == n);
+    let (xb, ib, lb) = (device.upload(x)?, device.upload(xi)?, device.upload(x64)?);
+    let mut out = filled(device, n * 18, SENTINEL_U32)?;
+    selftest_prim_convert(device, &LaunchConfig::for_items(n, 128, 128, 0)?, &xb, &ib, &lb, int(n), &mut out)?;
+    out.download()
+}
+
+/// Number of vector types `selftest_prim_make_vectors` builds.
+pub const VECTOR_TYPES: usize = 20;
+
+/// Runs `selftest_prim_make_vectors` (`src`: 4 words per vector type): 32 bytes per type.
+pub fn prim_make_vectors(device: &Device, src: &[u32]) -> Result<Vec<u8>> {
+    assert_eq!(src.len(), 4 * VECTOR_TYPES);
+    let sb = device.upload(src)?;
+    let mut out = filled(device, 32 * VECTOR_TYPES, 0xa5u8)?;
+    selftest_prim_make_vectors(device, &LaunchConfig::linear(1, 32, 0), &sb, &mut out)?;
+    out.download()
+}
+
+/// Results of `selftest_prim_half` (see the kernel's header).
+#[derive(Debug)]
+pub struct HalfPrimitives {
+    /// 20 per case.
+    pub arith: Vec<f32>,
+    /// 2 per case.
+    pub cmp: Vec<u32>,
+    /// 12 per case.
+    pub bits16: Vec<f16>,
+    /// 12 per case.
+    pub bitsb: Vec<bf16>,
+    /// 12 per case.
+    pub floats: Vec<f32>,
+}
+
+/// Runs `selftest_prim_half` on f16 pairs (ha[i], hb[i]), bf16 pairs (ba[i], bb[i]) and x[i].
+pub fn prim_half(
+    device: &Device,
+    ha: &[f16],
+    hb: &[f16],
+    ba: &[bf16],
+    bb: &[bf16],
+    x: &[f32],
+) -> Result<HalfPrimitives> {
+    let n = ha.len();
+    assert!(hb.len() == n && ba.len() == n && bb.len() == n && x.len() == n);
+    let (hab, hbb, bab, bbb, xb) =
+        (device.upload(ha)?, device.upload(hb)?, device.upload(ba)?, device.upload(bb)?, device.upload(x)?);
+    let mut arith = filled(device, n * 20, SENTINEL_F32)?;
+    let mut cmp = filled(device, n * 2, SENTINEL_U32)?;
+    let mut bits16 = filled(device, n * 12, f16::from_bits(0xdead))?;
+    let mut bitsb = filled(device, n * 12, bf16::from_bits(0xdead))?;
+    let mut floats = filled(device, n * 12, SENTINEL_F32)?;
+    let cfg = LaunchConfig::for_items(n, 128, 128, 0)?;
+    selftest_prim_half(
+        device,
+        &cfg,
+        &hab,
+        &hbb,
+        &bab,
+        &bbb,
+        &xb,
+        int(n),
+        &mut arith,
+        &mut cmp,
+        &mut bits16,
+        &mut bitsb,
+        &mut floats,
+    )?;
+    Ok(HalfPrimitives {
+        arith: arith.download()?,
+        cmp: cmp.download()?,
+        bits16: bits16.download()?,
+        bitsb: bitsb.download()?,
+        floats: floats.download()?,
+    })
+}

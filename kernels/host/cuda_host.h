@@ -12,8 +12,8 @@
 //   6. barriers and warp collectives (__syncthreads, __shfl_*_sync, __ballot_sync, ...)
 //   7. atomics and fences
 //   8. arithmetic intrinsics, min/max, C math
-//   9. __half / __nv_bfloat16 and their conversions (round-to-nearest-even, bit-identical to
-//      Rust's `half` crate, NaN payloads included)
+//   9. __half / __nv_bfloat16, their conversions (round-to-nearest-even, bit-identical to
+//      Rust's `half` crate, NaN payloads included) and operators (rounded to the type)
 //
 // Shared memory: every block has one arena, static variables first, the dynamic part after
 // them, filled with 0xFF bytes at the block's start (NaN as f32/f16/bf16, -1 as an integer),
@@ -370,6 +370,8 @@ inline unsigned __match_all_sync(unsigned mask, T v, int* pred, TESSERA_LOC) {
 #define TESSERA_ATOMIC_NOTE(a) ((void)0)
 #endif
 namespace tessera_host {
+// A subnormal float flushed to zero of its sign (the .ftz of PTX).
+inline float ftz(float v) { return std::fpclassify(v) == FP_SUBNORMAL ? std::copysign(0.0f, v) : v; }
 template <class T>
 TESSERA_ATOMIC T atomic_rmw_cas(T* addr, T (*f)(T, T), T val) {
     // Compare-and-swap loop on the object representation (floats, min/max, inc/dec).
@@ -391,7 +393,9 @@ TESSERA_ATOMIC T atomic_rmw_cas(T* addr, T (*f)(T, T), T val) {
 TESSERA_ATOMIC_ADD(int) TESSERA_ATOMIC_ADD(unsigned) TESSERA_ATOMIC_ADD(unsigned long long)
 #undef TESSERA_ATOMIC_ADD
 inline float atomicAdd(float* a, float v) {
-    return ::tessera_host::atomic_rmw_cas<float>(a, [](float o, float x) { return o + x; }, v);
+    // atom.add.f32 flushes subnormal inputs and results to sign-preserving zero (PTX ISA).
+    using ::tessera_host::ftz;
+    return ::tessera_host::atomic_rmw_cas<float>(a, [](float o, float x) { return ftz(ftz(o) + ftz(x)); }, v);
 }
 inline double atomicAdd(double* a, double v) {
     return ::tessera_host::atomic_rmw_cas<double>(a, [](double o, double x) { return o + x; }, v);
@@ -474,22 +478,30 @@ inline double __dmul_rn(double a, double b) { return ::tessera_host::no_contract
 inline double __dadd_rn(double a, double b) {
     return ::tessera_host::no_contract(a) + ::tessera_host::no_contract(b);
 }
-inline float __fdividef(float a, float b) { return a / b; }
 inline float __frcp_rn(float a) { return 1.0f / a; }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }
-inline float rsqrtf(float a) { return 1.0f / std::sqrt(a); }
-inline double rsqrt(double a) { return 1.0 / std::sqrt(a); }
-inline float __frsqrt_rn(float a) { return 1.0f / std::sqrt(a); }
-inline float __expf(float a) { return std::exp(a); }
-inline float __exp10f(float a) { return std::pow(10.0f, a); }
-inline float __logf(float a) { return std::log(a); }
-inline float __log2f(float a) { return std::log2(a); }
-inline float __log10f(float a) { return std::log10(a); }
-inline float __powf(float a, float b) { return std::pow(a, b); }
-inline float __sinf(float a) { return std::sin(a); }
-inline float __cosf(float a) { return std::cos(a); }
-inline float __tanf(float a) { return std::tan(a); }
-inline void __sincosf(float a, float* s, float* c) { *s = std::sin(a); *c = std::cos(a); }
+
+// Fast-math intrinsics, with the flushes of the .approx.ftz PTX instructions behind them:
+// subnormal inputs and results become zeros of their sign (the CUDA math API: "most input and
+// output values around denormal range are flushed"; nvcc without -ftz=true emits the non-ftz
+// ex2.approx.f32 / div.approx.f32, which may keep some, so tests/emulator_primitives.rs
+// accepts either on a GPU). The host computes the correctly rounded value, within the
+// documented error of the GPU's approximation.
+namespace tessera_host {
+// rcp.approx.ftz.f32
+inline float rcp_approx_ftz(float a) { return ftz(1.0f / ftz(a)); }
+// ex2.approx.ftz.f32
+inline float ex2_approx_ftz(float a) { return ftz(std::exp2(ftz(a))); }
+}  // namespace tessera_host
+// x * rcp.approx.ftz(y) (CUDA math API): for 2^126 < |y| < 2^128 the reciprocal is
+// subnormal, flushed to 0, so the result is 0 (NaN when x is infinite); 2 ulp elsewhere.
+inline float __fdividef(float a, float b) {
+    return ::tessera_host::no_contract(a * ::tessera_host::rcp_approx_ftz(b));
+}
+// ex2.approx.ftz.f32(x * log2(e)): a result below 2^-126 is flushed to +0.
+inline float __expf(float a) {
+    return ::tessera_host::ex2_approx_ftz(::tessera_host::ftz(a) * 1.44269504088896340736f);
+}
 inline float __saturatef(float a) { return a >= 1.0f ? 1.0f : (a > 0.0f ? a : 0.0f); }  // NaN -> 0
 
 namespace tessera_host {
@@ -547,10 +559,6 @@ inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
 }
 template <class T>
 inline T __ldg(const T* p) { return *p; }
-template <class T>
-inline T __ldcs(const T* p) { return *p; }
-template <class T>
-inline void __stcs(T* p, T v) { *p = v; }
 
 // min/max as CUDA defines them in the global namespace: same-type overloads (floats via
 // fminf/fmaxf, so a NaN operand yields the other one) plus a mixed-type template that applies
@@ -635,19 +643,29 @@ inline uint16_t f32_to_bf16_bits(float f) {
 inline float bf16_bits_to_f32(uint16_t b) {  // NaN made quiet, as half::bf16::to_f32
     return std::bit_cast<float>((uint32_t)((b & 0x7fffu) > 0x7f80u ? (b | 0x0040u) : b) << 16);
 }
+// double -> float rounded to odd (truncate, then set the last bit when inexact). Rounding that
+// float to nearest even in a format of at most 22 bits of precision (f16: 11, bf16: 8) gives
+// the double correctly rounded, as __double2half / __double2bfloat16 do (no double rounding).
+inline float f64_to_f32_round_odd(double d) {
+    const float f = (float)d;
+    if (std::isnan(d) || (double)f == d) return f;
+    uint32_t b = std::bit_cast<uint32_t>(f);
+    if (std::fabs((double)f) > std::fabs(d)) --b;  // rounded away from zero: one step back (Inf -> FLT_MAX)
+    return std::bit_cast<float>(b | 1u);
+}
 }  // namespace tessera_host
 
 struct __half_raw { unsigned short x; };
 struct __nv_bfloat16_raw { unsigned short x; };
 
 // 2-byte PODs (trivially default-constructible, so usable in __shared__ arrays), with the
-// conversions CUDA's host headers define. No arithmetic operators: compute in float.
+// conversions and (below) the operators of cuda_fp16.h / cuda_bf16.h.
 struct __align__(2) __half {
     unsigned short __x;
     __half() = default;
     constexpr __half(__half_raw r) : __x(r.x) {}
     __half(float f) : __x(::tessera_host::f32_to_f16_bits(f)) {}
-    __half(double d) : __x(::tessera_host::f32_to_f16_bits((float)d)) {}
+    __half(double d) : __x(::tessera_host::f32_to_f16_bits(::tessera_host::f64_to_f32_round_odd(d))) {}
     operator float() const { return ::tessera_host::f16_bits_to_f32(__x); }
     constexpr operator __half_raw() const { return __half_raw{__x}; }
 };
@@ -656,7 +674,7 @@ struct __align__(2) __nv_bfloat16 {
     __nv_bfloat16() = default;
     constexpr __nv_bfloat16(__nv_bfloat16_raw r) : __x(r.x) {}
     __nv_bfloat16(float f) : __x(::tessera_host::f32_to_bf16_bits(f)) {}
-    __nv_bfloat16(double d) : __x(::tessera_host::f32_to_bf16_bits((float)d)) {}
+    __nv_bfloat16(double d) : __x(::tessera_host::f32_to_bf16_bits(::tessera_host::f64_to_f32_round_odd(d))) {}
     operator float() const { return ::tessera_host::bf16_bits_to_f32(__x); }
     constexpr operator __nv_bfloat16_raw() const { return __nv_bfloat16_raw{__x}; }
 };
@@ -706,3 +724,41 @@ inline float __low2float(__nv_bfloat162 h) { return __bfloat162float(h.x); }
 inline float __high2float(__nv_bfloat162 h) { return __bfloat162float(h.y); }
 inline bool __hisnan(__half h) { return (h.__x & 0x7fffu) > 0x7c00u; }
 inline bool __hisnan(__nv_bfloat16 h) { return (h.__x & 0x7fffu) > 0x7f80u; }
+
+// Arithmetic and comparisons, as cuda_fp16.h / cuda_bf16.h define them for two operands of
+// one type: + - * / are __hadd / __hsub / __hmul / __hdiv, correctly rounded to the type (the
+// exact float result rounded once: f32 has at least 2p+2 bits for p = 11 and p = 8, so the
+// double rounding is innocuous); unary - is __hneg (flips the sign bit); == < <= > >= are the
+// ordered comparisons (false with a NaN operand) and != is the unordered __hneu (true with a
+// NaN operand). Mixing with float is ambiguous, as in CUDA: convert explicitly.
+#define TESSERA_HALF_ARITH(H, TO_F, FROM_F)                                                     \
+    inline H __hadd(H a, H b) { return FROM_F(TO_F(a) + TO_F(b)); }                             \
+    inline H __hsub(H a, H b) { return FROM_F(TO_F(a) - TO_F(b)); }                             \
+    inline H __hmul(H a, H b) { return FROM_F(TO_F(a) * TO_F(b)); }                             \
+    inline H __hdiv(H a, H b) { return FROM_F(TO_F(a) / TO_F(b)); }                             \
+    inline H __hneg(H a) {                                                                      \
+        H r;                                                                                    \
+        r.__x = (unsigned short)(a.__x ^ 0x8000u);                                              \
+        return r;                                                                               \
+    }                                                                                           \
+    inline bool __heq(H a, H b) { return TO_F(a) == TO_F(b); }                                  \
+    inline bool __hne(H a, H b) { return TO_F(a) < TO_F(b) || TO_F(a) > TO_F(b); }              \
+    inline bool __hneu(H a, H b) { return !(TO_F(a) == TO_F(b)); }                              \
+    inline bool __hlt(H a, H b) { return TO_F(a) < TO_F(b); }                                   \
+    inline bool __hle(H a, H b) { return TO_F(a) <= TO_F(b); }                                  \
+    inline bool __hgt(H a, H b) { return TO_F(a) > TO_F(b); }                                   \
+    inline bool __hge(H a, H b) { return TO_F(a) >= TO_F(b); }                                  \
+    inline H operator+(H a, H b) { return __hadd(a, b); }                                       \
+    inline H operator-(H a, H b) { return __hsub(a, b); }                                       \
+    inline H operator*(H a, H b) { return __hmul(a, b); }                                       \
+    inline H operator/(H a, H b) { return __hdiv(a, b); }                                       \
+    inline H operator-(H a) { return __hneg(a); }                                               \
+    inline bool operator==(H a, H b) { return __heq(a, b); }                                    \
+    inline bool operator!=(H a, H b) { return __hneu(a, b); }                                   \
+    inline bool operator<(H a, H b) { return __hlt(a, b); }                                     \
+    inline bool operator<=(H a, H b) { return __hle(a, b); }                                    \
+    inline bool operator>(H a, H b) { return __hgt(a, b); }                                     \
+    inline bool operator>=(H a, H b) { return __hge(a, b); }
+TESSERA_HALF_ARITH(__half, __half2float, __float2half)
+TESSERA_HALF_ARITH(__nv_bfloat16, __bfloat162float, __float2bfloat16)
+#undef TESSERA_HALF_ARITH
