@@ -430,3 +430,40 @@ fn wrong_lengths_and_devices_are_typed_errors() {
     let r = q.quantize_into(&cpu, &latents, &mut indices, &mut values, &mut sq_error);
     assert!(matches!(r, Err(Error::WrongDevice { arg: "latents", .. })), "{r:?}");
 }
+
+/// Determinism: on every kernel device, both ops and both kernels run twice on the same
+/// 700 rows of d = 100 (three 256-row blocks of the v1 kernels, 9 to 18 row tiles of about
+/// 16 KiB for the fast ones, which the emulator's workers take in a varying order) and give the same bits:
+/// indices exactly, values and the squared error by `to_bits`. Indices and values also
+/// equal the Cpu backend's (the reference) exactly, as `check_against_reference` requires;
+/// the squared error is compared with the Cpu backend only within tolerance there, so not
+/// here.
+#[test]
+fn reruns_are_bit_identical() {
+    fn same<T: FloatElement>(z32: &[f32], dim: usize) {
+        let z: Vec<T> = z32.iter().map(|&v| T::from_f32(v)).collect();
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f32().to_bits()).collect::<Vec<_>>();
+        let fbits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for op in OPS {
+            let q = BinaryQuantizer::new(op, dim, 7).unwrap();
+            let want = run_kernel(&Device::cpu(), BinaryQuantKernel::Tiled, &q, &z).unwrap();
+            for device in common::kernel_devices("binary_quant") {
+                for kernel in KERNELS {
+                    let ctx = format!("{op:?} {kernel:?} {:?} on {}", T::DTYPE, device.name());
+                    let first = run_kernel(&device, kernel, &q, &z).unwrap();
+                    let again = run_kernel(&device, kernel, &q, &z).unwrap();
+                    assert_eq!(first.indices, again.indices, "indices differ between runs, {ctx}");
+                    assert_eq!(bits(&first.values), bits(&again.values), "values differ between runs, {ctx}");
+                    assert_eq!(fbits(&first.sq_error), fbits(&again.sq_error), "sq_error differs between runs, {ctx}");
+                    assert_eq!(first.indices, want.indices, "indices vs the Cpu backend, {ctx}");
+                    assert_eq!(bits(&first.values), bits(&want.values), "values vs the Cpu backend, {ctx}");
+                }
+            }
+        }
+    }
+    let (n, dim) = (700, 100);
+    let z = mixed(n * dim);
+    same::<f32>(&z, dim);
+    same::<bf16>(&z, dim);
+    same::<f16>(&z, dim);
+}

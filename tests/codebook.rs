@@ -313,3 +313,99 @@ fn every_dtype_metric_and_path() {
         }
     }
 }
+
+/// The residual search's indices, quantized rows, residual and commitment, floats as bits.
+type ResidualBits = (Vec<u32>, Vec<u32>, Vec<u32>, u64);
+
+/// Everything one search gives, downloaded; floats as their bits.
+#[derive(Debug, PartialEq)]
+struct SearchBits {
+    searched: Vec<u32>,
+    indices: Vec<u32>,
+    quantized: Vec<u32>,
+    distances: Vec<u32>,
+    histogram: Vec<u32>,
+    commitment: u64,
+    perplexity: u64,
+    residual: Option<ResidualBits>,
+}
+
+/// Builds the codebook and runs one search (and, for squared L2, one residual search) with
+/// every output asked for.
+fn search_bits<T: FloatElement>(device: &Device, case: &Case, metric: Metric, options: &SearchOptions) -> SearchBits {
+    let bits = |v: &[T]| v.iter().map(|x| x.to_f32().to_bits()).collect::<Vec<_>>();
+    let z: Vec<T> = case.z.iter().map(|&v| T::from_f32(v)).collect();
+    let e: Vec<T> = case.e.iter().map(|&v| T::from_f32(v)).collect();
+    let codebook = Codebook::new(device, device.upload(&e).unwrap(), case.d, metric).unwrap();
+    let out = codebook.quantize(device, &device.upload(&z).unwrap(), options).unwrap();
+    let residual = (metric == Metric::SquaredL2).then(|| {
+        let (r_out, residual) = codebook.quantize_residual(device, &device.upload(&z).unwrap(), options).unwrap();
+        (
+            r_out.indices.download().unwrap(),
+            bits(&r_out.quantized.download().unwrap()),
+            bits(&residual.download().unwrap()),
+            r_out.commitment().unwrap().to_bits(),
+        )
+    });
+    SearchBits {
+        searched: bits(&codebook.searched_entries().download().unwrap()),
+        indices: out.indices.download().unwrap(),
+        quantized: bits(&out.quantized.download().unwrap()),
+        distances: out.distances.as_ref().unwrap().download().unwrap().iter().map(|x| x.to_bits()).collect(),
+        histogram: out.histogram.as_ref().unwrap().download().unwrap(),
+        commitment: out.commitment().unwrap().to_bits(),
+        perplexity: out.perplexity().unwrap().unwrap().to_bits(),
+        residual,
+    }
+}
+
+/// Determinism: on every kernel device, each search path runs three times on the same
+/// inputs (130 latents, 200 codes, d = 32: 3 row groups × 3 splits = 9 search blocks whose
+/// atomicMin's on the per-row keys arrive in a varying order, and 17 finalize blocks) and
+/// every output is the same bits: the searched (for cosine normalized) entries, indices,
+/// quantized rows, distances, histogram, commitment, perplexity, and the residual search's
+/// outputs. On the emulator, f32 cosine indices of the automatic plan also equal the Cpu
+/// backend's, as `cpu_backend_matches_the_emulator` requires.
+#[test]
+fn reruns_are_bit_identical() {
+    let case = random_case(130, 200, 32, 31);
+    fn three_runs<T: FloatElement>(
+        device: &Device,
+        case: &Case,
+        metric: Metric,
+        path: SearchPath,
+        splits: Option<usize>,
+    ) {
+        let options = SearchOptions { distances: true, histogram: true, path, splits };
+        let ctx = format!("{:?} {metric:?} {path:?} splits {splits:?} on {}", T::DTYPE, device.name());
+        let first = search_bits::<T>(device, case, metric, &options);
+        for run in 2..=3 {
+            let again = search_bits::<T>(device, case, metric, &options);
+            // Field by field, so that a failure names the output.
+            assert_eq!(first.searched, again.searched, "{ctx}: searched entries differ in run {run}");
+            assert_eq!(first.indices, again.indices, "{ctx}: indices differ in run {run}");
+            assert_eq!(first.quantized, again.quantized, "{ctx}: quantized differs in run {run}");
+            assert_eq!(first.distances, again.distances, "{ctx}: distances differ in run {run}");
+            assert_eq!(first.histogram, again.histogram, "{ctx}: histogram differs in run {run}");
+            assert_eq!(first.commitment, again.commitment, "{ctx}: commitment differs in run {run}");
+            assert_eq!(first.perplexity, again.perplexity, "{ctx}: perplexity differs in run {run}");
+            assert_eq!(first.residual, again.residual, "{ctx}: residual search differs in run {run}");
+        }
+    }
+    for device in common::kernel_devices("codebook") {
+        for metric in [Metric::SquaredL2, Metric::Cosine] {
+            for splits in [Some(1), Some(3)] {
+                three_runs::<f32>(&device, &case, metric, SearchPath::Simt, splits);
+                three_runs::<f16>(&device, &case, metric, SearchPath::TensorCore, splits);
+            }
+            three_runs::<bf16>(&device, &case, metric, SearchPath::TensorCore, Some(3));
+            three_runs::<f16>(&device, &case, metric, SearchPath::Unfused, None);
+        }
+        if device.kind() == tessera::BackendKind::Emulator {
+            let options = SearchOptions { distances: true, histogram: true, ..SearchOptions::default() };
+            let cpu = search_bits::<f32>(&Device::cpu(), &case, Metric::Cosine, &options);
+            let emu = search_bits::<f32>(&device, &case, Metric::Cosine, &options);
+            assert_eq!(emu.indices, cpu.indices, "f32 cosine indices: emulator vs the Cpu backend");
+        }
+    }
+}

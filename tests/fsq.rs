@@ -375,3 +375,54 @@ fn reproduces_vector_quantize_pytorch_tokens() {
         }
     }
 }
+
+/// Determinism: on every kernel device, both quantize kernels and the dequantize kernel run
+/// twice on the same inputs (1,500 rows: six 256-row blocks, which the emulator's workers
+/// take in an order that varies from run to run) and give the same bits: codes and indices
+/// exactly, values by `to_bits`. On the emulator the outputs also equal the Cpu backend's
+/// (the reference) bit for bit, as `check_against_reference` and `every_index_round_trips`
+/// already require; on a GPU only codes and indices are exact against it.
+#[test]
+fn reruns_are_bit_identical() {
+    fn same<T: FloatElement>(levels: &[u32], z32: &[f32]) {
+        let fsq = Fsq::new(levels).unwrap();
+        let z: Vec<T> = z32.iter().map(|&v| T::from_f32(v)).collect();
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f32().to_bits()).collect::<Vec<_>>();
+        let cpu = Device::cpu();
+        let want = run_kernel(&cpu, FsqKernel::Tiled, &fsq, &z).unwrap();
+        let dequantize = |device: &Device, indices: &[u32]| {
+            let out = fsq.dequantize::<T>(device, &device.upload(indices).unwrap()).unwrap();
+            (out.codes.download().unwrap(), out.values.download().unwrap())
+        };
+        let want_dec = dequantize(&cpu, &want.indices);
+        for device in common::kernel_devices("fsq") {
+            for kernel in [FsqKernel::Simple, FsqKernel::Tiled] {
+                let ctx = format!("{kernel:?} {:?} on {} with levels {levels:?}", T::DTYPE, device.name());
+                let first = run_kernel(&device, kernel, &fsq, &z).unwrap();
+                let again = run_kernel(&device, kernel, &fsq, &z).unwrap();
+                assert_eq!(first.codes, again.codes, "codes differ between runs, {ctx}");
+                assert_eq!(first.indices, again.indices, "indices differ between runs, {ctx}");
+                assert_eq!(bits(&first.values), bits(&again.values), "values differ between runs, {ctx}");
+                assert_eq!(first.codes, want.codes, "codes vs the Cpu backend, {ctx}");
+                assert_eq!(first.indices, want.indices, "indices vs the Cpu backend, {ctx}");
+                if device.kind() == BackendKind::Emulator {
+                    assert_eq!(bits(&first.values), bits(&want.values), "values vs the Cpu backend, {ctx}");
+                }
+            }
+            let ctx = format!("dequantize {:?} on {} with levels {levels:?}", T::DTYPE, device.name());
+            let first = dequantize(&device, &want.indices);
+            let again = dequantize(&device, &want.indices);
+            assert_eq!(first.0, again.0, "codes differ between runs, {ctx}");
+            assert_eq!(bits(&first.1), bits(&again.1), "values differ between runs, {ctx}");
+            assert_eq!(first.0, want_dec.0, "codes vs the Cpu backend, {ctx}");
+            if device.kind() == BackendKind::Emulator {
+                assert_eq!(bits(&first.1), bits(&want_dec.1), "values vs the Cpu backend, {ctx}");
+            }
+        }
+    }
+    let levels = [8u32, 5, 5, 5];
+    let z: Vec<f32> = (0..1500 * 4).map(|i| ((i * 7919 % 4001) as f32 - 2000.0) / 500.0).collect();
+    same::<f32>(&levels, &z);
+    same::<bf16>(&levels, &z);
+    same::<f16>(&[7, 6, 5], &z[..1500 * 3]);
+}

@@ -399,3 +399,77 @@ fn bad_arguments_are_typed_errors() {
         Err(Error::InvalidArgument { arg: "options.dim", .. })
     ));
 }
+
+/// Determinism: on every kernel device, `fit_codebook` (batched k-means++ seeding, then
+/// Lloyd iterations: the search with its atomicMin's, the integer-atomic histogram, the
+/// radix sort and the centroid kernel) and `update_centroids` with both kernels run three
+/// times on the same inputs, large enough for several blocks per launch (512 and 600 rows:
+/// 2 and 3 seeding blocks, 8 and 10 search blocks; 2,500 rows for the update), and give the
+/// same bits: entries and centroids by `to_bits`, counts exactly, every progress report
+/// (objective by `to_bits`). Against the Cpu backend only what the other tests require:
+/// the fitted codebook of well-separated blobs (`recovers_blobs`) and the centroid update
+/// (`check_centroids`), bit for bit.
+#[test]
+fn reruns_are_bit_identical() {
+    fn bits<T: FloatElement>(v: &[T]) -> Vec<u32> {
+        v.iter().map(|x| x.to_f32().to_bits()).collect()
+    }
+    fn report_bits(reports: &[KmeansProgress]) -> Vec<(usize, usize, u64, usize)> {
+        reports.iter().map(|r| (r.iteration, r.iterations, r.objective.to_bits(), r.reseeded)).collect()
+    }
+    fn fits<T: FloatElement>(data32: &[f32], options: &KmeansOptions, compare_with_cpu: bool) {
+        let data: Vec<T> = cast(data32);
+        let cpu = compare_with_cpu.then(|| fit(&Device::cpu(), &data, options).0);
+        for device in common::kernel_devices("kmeans") {
+            let ctx = format!("fit {:?} {:?} on {}", T::DTYPE, options.metric, device.name());
+            let (entries, reports) = fit(&device, &data, options);
+            assert_eq!(reports.len(), options.iterations, "{ctx}");
+            for run in 2..=3 {
+                let (e, r) = fit(&device, &data, options);
+                assert_eq!(bits(&entries), bits(&e), "{ctx}: entries differ in run {run}");
+                assert_eq!(report_bits(&reports), report_bits(&r), "{ctx}: progress differs in run {run}");
+            }
+            if let Some(cpu) = &cpu {
+                assert_eq!(bits(&entries), bits(cpu), "{ctx}: differs from the Cpu backend");
+            }
+        }
+    }
+    fn updates<T: FloatElement>(values: &[f32], d: usize, indices: &[u32], k: usize) {
+        let n = indices.len();
+        let data: Vec<T> = cast(values);
+        let reseed: Vec<u32> = (0..k).map(|e| ((e * 31 + 7) % n) as u32).collect();
+        let update = |device: &Device, kernel| {
+            let ix = device.upload(indices).unwrap();
+            let u = update_centroids(device, &device.upload(&data).unwrap(), d, &ix, k, &reseed, kernel).unwrap();
+            (u.counts, bits(&u.centroids.download().unwrap()))
+        };
+        for device in common::kernel_devices("kmeans") {
+            for kernel in [CentroidKernel::Sorted, CentroidKernel::Simple] {
+                let ctx = format!("update {:?} {kernel:?} on {}", T::DTYPE, device.name());
+                let first = update(&device, kernel);
+                for run in 2..=3 {
+                    let again = update(&device, kernel);
+                    assert_eq!(first.0, again.0, "{ctx}: counts differ in run {run}");
+                    assert_eq!(first.1, again.1, "{ctx}: centroids differ in run {run}");
+                }
+                assert_eq!(first, update(&Device::cpu(), kernel), "{ctx}: differs from the Cpu backend");
+            }
+        }
+    }
+    let b = blobs(8, 64, 4, 0.15, 4);
+    let options = KmeansOptions { iterations: 3, seed: 3, ..KmeansOptions::new(4, b.clusters) };
+    fits::<f32>(&b.rows, &options, true);
+    let uniform = uniform_rows(600, 6, 17);
+    let cosine = KmeansOptions { iterations: 2, seed: 9, metric: Metric::Cosine, ..KmeansOptions::new(6, 8) };
+    fits::<f16>(&uniform, &cosine, false);
+
+    // Values up to ±1e30: a member sum in another order than row order gives other bits.
+    let (n, k, d) = (2500, 40, 8);
+    let mut g = Gen(77);
+    let values: Vec<f32> =
+        (0..n * d).map(|i| (g.uniform() * 2.0 - 1.0) * if i % 11 == 0 { 1e30 } else { 10.0 }).collect();
+    let indices: Vec<u32> =
+        (0..n as u32).map(|r| (r.wrapping_mul(2654435761) >> 9) % if r % 3 == 0 { 12 } else { k as u32 }).collect();
+    updates::<f32>(&values, d, &indices, k);
+    updates::<bf16>(&values, d, &indices, k);
+}

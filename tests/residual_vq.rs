@@ -207,3 +207,65 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(fit(2, KmeansOptions::new(3, 11)), Err(Error::InvalidArgument { arg: "options.k", .. })));
     assert_eq!(fit(2, KmeansOptions::new(3, 10)).unwrap(), 2);
 }
+
+/// Determinism: on every kernel device, `ResidualVq::quantize` (per stage: the search with
+/// its atomicMin's over split codebooks (the f32 case: 600 codes, which the automatic plan
+/// splits), the finalize with per-block commitment sums, the accumulate kernel) runs three
+/// times on the same 300 latents (5 search row groups, 38 finalize blocks per stage) and
+/// gives the same bits: indices exactly, quantized rows and every stage's commitment by
+/// `to_bits`; f32 and bf16. `ResidualVq::fit` (k-means per stage on the residuals) also
+/// runs three times and gives the same entries and progress. No comparison with the Cpu
+/// backend: the other tests compare the two only within tolerance.
+#[test]
+fn reruns_are_bit_identical() {
+    fn bits<T: FloatElement>(v: &[T]) -> Vec<u32> {
+        v.iter().map(|x| x.to_f32().to_bits()).collect()
+    }
+    fn quantizes<T: FloatElement>(device: &Device, n: usize, d: usize, k: usize, stages: usize, seed: u32) -> usize {
+        let z: Vec<T> = cast(&values(n * d, seed, 1.0));
+        let e: Vec<Vec<T>> =
+            (0..stages).map(|s| cast(&values(k * d, seed + 100 + s as u32, 1.0 / (1 << s) as f32))).collect();
+        let run = || {
+            let rvq = codebooks(device, &e, d);
+            let out = rvq.quantize(device, &device.upload(&z).unwrap()).unwrap();
+            let commitment: Vec<u64> = out.commitment().unwrap().iter().map(|c| c.to_bits()).collect();
+            (out.indices.download().unwrap(), bits(&out.quantized.download().unwrap()), commitment)
+        };
+        let ctx = format!("quantize {:?} n={n} d={d} k={k} S={stages} on {}", T::DTYPE, device.name());
+        let first = run();
+        for r in 2..=3 {
+            let again = run();
+            assert_eq!(first.0, again.0, "{ctx}: indices differ in run {r}");
+            assert_eq!(first.1, again.1, "{ctx}: quantized differs in run {r}");
+            assert_eq!(first.2, again.2, "{ctx}: commitment differs in run {r}");
+        }
+        // The splits of stage 0's search, for the caller to check.
+        codebooks(device, &e, d).stages()[0].plan(n, &SearchOptions::default()).unwrap().splits
+    }
+    for device in common::kernel_devices("residual_vq") {
+        // k = 600 codes: the automatic plan splits them across blocks.
+        assert!(quantizes::<f32>(&device, 300, 8, 600, 3, 6) > 1, "the f32 case no longer splits its codebooks");
+        quantizes::<bf16>(&device, 300, 16, 40, 3, 7);
+
+        let (n, d, k, stages) = (300, 8, 8, 2);
+        let data = device.upload(&values(n * d, 12, 1.0)).unwrap();
+        let options = KmeansOptions { iterations: 2, seed: 7, ..KmeansOptions::new(d, k) };
+        let fit = || {
+            let mut reports = Vec::new();
+            let rvq = ResidualVq::fit(&device, &data, stages, &options, &mut |s, p| {
+                reports.push((s, p.iteration, p.objective.to_bits(), p.reseeded))
+            })
+            .unwrap();
+            let entries: Vec<Vec<u32>> =
+                rvq.stages().iter().map(|cb| bits(&cb.entries().download().unwrap())).collect();
+            (entries, reports)
+        };
+        let ctx = format!("fit on {}", device.name());
+        let first = fit();
+        for r in 2..=3 {
+            let again = fit();
+            assert_eq!(first.0, again.0, "{ctx}: entries differ in run {r}");
+            assert_eq!(first.1, again.1, "{ctx}: progress differs in run {r}");
+        }
+    }
+}
