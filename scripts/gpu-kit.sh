@@ -132,6 +132,9 @@ while read -r role name path; do
             # `tessera doctor`, which reports whether the Cuda backend works.
             case "$name" in cli|cli_*) echo "  skipped  test  $name (needs CARGO_BIN_EXE_tessera, a path of this machine)"; continue ;; esac
             case "$name" in kernel_contract) echo "  skipped  test  $name (checks the sources at build time; needs them and a C++ compiler)"; continue ;; esac
+            # The emulator's own checks and profile: nothing in them runs on a GPU (and the kit
+            # must stay under the device machine's 64 MiB).
+            case "$name" in checks|emulator_profile) echo "  skipped  test  $name (emulator only)"; continue ;; esac
             dest="$KIT/bin/test/$name" ;;
         bench) dest="$KIT/bin/bench/$name" ;;
         bin) dest="$KIT/bin/$name" ;;
