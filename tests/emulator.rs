@@ -13,21 +13,7 @@ use std::time::Duration;
 use tessera::selftest::{self, Broken, SENTINEL_F32, SENTINEL_U32};
 use tessera::{BackendKind, DType, Device, Error};
 
-/// Deterministic pseudo-random numbers (splitmix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform integer in lo..=hi.
-    fn int(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-}
+use common::Rng;
 
 /// Runs `f` on another thread and fails the test if it takes longer than `secs` seconds
 /// (a broken deadlock detector must fail the test, not hang it).

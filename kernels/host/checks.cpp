@@ -48,16 +48,6 @@ thread_local CheckThread* tls_check = nullptr;
 
 namespace {
 
-std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string strf(const char* fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return buf;
-}
-
 // ---- allocations made uninitialised -------------------------------------------------------------------
 struct Tracked {
     uintptr_t hi;

@@ -39,12 +39,6 @@ struct FloatCastData {
     const TypeDescriptor* to;
 };
 
-const char* base_name(const char* path) {
-    if (!path) return "?";
-    const char* s = std::strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 std::string int_value(const TypeDescriptor* t, unsigned long v) {
     const unsigned bits = 1u << (t->info >> 1);
     char buf[64];
@@ -75,7 +69,7 @@ std::string float_value(const TypeDescriptor* t, unsigned long v) {
 }
 
 [[noreturn]] void report(const std::string& what, const SourceLocation& loc) {
-    const std::string msg = what + " (" + base_name(loc.file) + ":" + std::to_string(loc.line) + ")";
+    const std::string msg = what + " (" + tessera_host::base_name(loc.file) + ":" + std::to_string(loc.line) + ")";
     if (!tessera_host::tls_check) {
         fprintf(stderr, "tessera emulator: undefined behaviour outside a kernel thread: %s\n", msg.c_str());
         abort();

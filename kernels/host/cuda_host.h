@@ -437,8 +437,8 @@ inline unsigned atomicInc(unsigned* a, unsigned v) {
 inline unsigned atomicDec(unsigned* a, unsigned v) {
     return ::tessera_host::atomic_rmw_cas<unsigned>(a, [](unsigned o, unsigned x) { return (o == 0 || o > x) ? x : o - 1; }, v);
 }
-inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-inline void __threadfence_system() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+TESSERA_ATOMIC void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+TESSERA_ATOMIC void __threadfence_system() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 // A block's threads share one OS thread: only the compiler must not reorder across this.
 inline void __threadfence_block() { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 

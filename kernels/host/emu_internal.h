@@ -30,6 +30,11 @@
 
 namespace tessera_host {
 
+// ---- messages (runtime.cpp) ----------------------------------------------------------------------------
+std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// The file name of a path ("fsq.cu" of "/x/kernels/fsq.cu").
+const char* base_name(const char* path);
+
 // ---- fiber stacks (fiber.cpp) ----------------------------------------------------------------------
 struct Stack {
     char* lo = nullptr;  // lowest usable byte (a PROT_NONE guard page lies just below)

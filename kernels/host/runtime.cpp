@@ -62,8 +62,6 @@ namespace tessera_host {
 
 thread_local const ThreadBuiltins* tls_builtins = nullptr;
 
-namespace {
-
 std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string strf(const char* fmt, ...) {
     char buf[1024];
@@ -79,6 +77,8 @@ const char* base_name(const char* path) {
     const char* s = std::strrchr(path, '/');
     return s ? s + 1 : path;
 }
+
+namespace {
 
 // ---- launch, block, fiber records ---------------------------------------------------------------------
 

@@ -49,3 +49,23 @@ pub fn kernel_devices(test: &str) -> Vec<Device> {
     }
     devices
 }
+
+/// Deterministic pseudo-random numbers (splitmix64), for the self-tests' inputs.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform integer in lo..=hi.
+    pub fn int(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i64
+    }
+    /// A uniform 32-bit word.
+    pub fn word(&mut self) -> u32 {
+        self.next() as u32
+    }
+}
