@@ -192,7 +192,8 @@ fn contract_units(manifest: &Path, kernel_files: &[PathBuf], selftest: &[PathBuf
         decls.extend(contracts::parse_rust(&manifest.join("src/selftest_checks.rs")));
         for cu in selftest {
             let stem = cu.file_stem().unwrap().to_string_lossy().to_string();
-            let (unit, rest) = contracts::contract_unit(cu, &host_copy(cu, &format!("selftest_{stem}")), &decls, manifest);
+            let (unit, rest) =
+                contracts::contract_unit(cu, &host_copy(cu, &format!("selftest_{stem}")), &decls, manifest);
             decls = rest;
             write_unit(format!("selftest_{stem}.cpp"), unit);
         }

@@ -3,11 +3,11 @@
 //! signature — two pointer parameters swapped, or a scalar of another width — fails it,
 //! by the name comparison or by the C++ compiler's static_assert.
 
-#[path = "../build/static_shared.rs"]
-mod static_shared;
 #[allow(dead_code)]
 #[path = "../build/contracts.rs"]
 mod contracts;
+#[path = "../build/static_shared.rs"]
+mod static_shared;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

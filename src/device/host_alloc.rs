@@ -66,7 +66,10 @@ impl<T: bytemuck::Pod> HostVec<T> {
             let size = std::mem::size_of::<T>();
             // SAFETY: the range lies inside this live allocation.
             unsafe {
-                tessera_emu_mark_written(self.ptr.as_ptr().add(range.start) as *const _, (range.end - range.start) * size)
+                tessera_emu_mark_written(
+                    self.ptr.as_ptr().add(range.start) as *const _,
+                    (range.end - range.start) * size,
+                )
             };
         }
     }
