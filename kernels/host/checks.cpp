@@ -389,21 +389,7 @@ void checks_end_launch(LaunchChecks* l, tessera_emu_profile* out) {
         shadow_free(s.writer, bytes);
         shadow_free(s.touched, (bytes + 7) / 8);
     }
-    if (out) {
-        const tessera_emu_profile& t = l->totals;
-        out->global_load_requests += t.global_load_requests;
-        out->global_load_sectors += t.global_load_sectors;
-        out->global_load_bytes += t.global_load_bytes;
-        out->global_store_requests += t.global_store_requests;
-        out->global_store_sectors += t.global_store_sectors;
-        out->global_store_bytes += t.global_store_bytes;
-        out->shared_load_requests += t.shared_load_requests;
-        out->shared_load_wavefronts += t.shared_load_wavefronts;
-        out->shared_load_bytes += t.shared_load_bytes;
-        out->shared_store_requests += t.shared_store_requests;
-        out->shared_store_wavefronts += t.shared_store_wavefronts;
-        out->shared_store_bytes += t.shared_store_bytes;
-    }
+    if (out) profile_add(*out, l->totals);
     delete l;
 }
 

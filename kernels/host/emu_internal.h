@@ -32,6 +32,9 @@ namespace tessera_host {
 
 // ---- messages (runtime.cpp) ----------------------------------------------------------------------------
 std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// into += c, field by field (every field of tessera_emu_profile is a counter).
+void profile_add(tessera_emu_profile& into, const tessera_emu_profile& c);
+static_assert(sizeof(tessera_emu_profile) % sizeof(unsigned long long) == 0, "tessera_emu_profile holds counters only");
 // The file name of a path ("fsq.cu" of "/x/kernels/fsq.cu").
 const char* base_name(const char* path);
 

@@ -81,10 +81,7 @@ struct Profiler {
     std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
 
     // Totals since the last take.
-    unsigned long long gl_req = 0, gl_sec = 0, gl_bytes = 0;
-    unsigned long long gs_req = 0, gs_sec = 0, gs_bytes = 0;
-    unsigned long long sl_req = 0, sl_wav = 0, sl_bytes = 0;
-    unsigned long long ss_req = 0, ss_wav = 0, ss_bytes = 0;
+    tessera_emu_profile totals{};  // request, sector, wavefront and byte counts only
 
     uint32_t site_id(const void* site) {
         if (2 * (nsites + 1) > site_keys.size()) grow_sites();
@@ -148,9 +145,9 @@ struct Profiler {
             }
         }
         if (store) {
-            gs_req++, gs_sec += sectors, gs_bytes += bytes;
+            totals.global_store_requests++, totals.global_store_sectors += sectors, totals.global_store_bytes += bytes;
         } else {
-            gl_req++, gl_sec += sectors, gl_bytes += bytes;
+            totals.global_load_requests++, totals.global_load_sectors += sectors, totals.global_load_bytes += bytes;
         }
     }
 
@@ -183,9 +180,9 @@ struct Profiler {
             wavefronts += most;
         }
         if (store) {
-            ss_req++, ss_wav += wavefronts, ss_bytes += bytes;
+            totals.shared_store_requests++, totals.shared_store_wavefronts += wavefronts, totals.shared_store_bytes += bytes;
         } else {
-            sl_req++, sl_wav += wavefronts, sl_bytes += bytes;
+            totals.shared_load_requests++, totals.shared_load_wavefronts += wavefronts, totals.shared_load_bytes += bytes;
         }
     }
 
@@ -250,22 +247,8 @@ void profiler_flush(Profiler* p) {
 }
 
 void profiler_take(Profiler* p, tessera_emu_profile* out) {
-    out->global_load_requests += p->gl_req;
-    out->global_load_sectors += p->gl_sec;
-    out->global_load_bytes += p->gl_bytes;
-    out->global_store_requests += p->gs_req;
-    out->global_store_sectors += p->gs_sec;
-    out->global_store_bytes += p->gs_bytes;
-    out->shared_load_requests += p->sl_req;
-    out->shared_load_wavefronts += p->sl_wav;
-    out->shared_load_bytes += p->sl_bytes;
-    out->shared_store_requests += p->ss_req;
-    out->shared_store_wavefronts += p->ss_wav;
-    out->shared_store_bytes += p->ss_bytes;
-    p->gl_req = p->gl_sec = p->gl_bytes = 0;
-    p->gs_req = p->gs_sec = p->gs_bytes = 0;
-    p->sl_req = p->sl_wav = p->sl_bytes = 0;
-    p->ss_req = p->ss_wav = p->ss_bytes = 0;
+    profile_add(*out, p->totals);
+    p->totals = tessera_emu_profile{};
     // Site ids are per launch part; the threads' counts stay valid by token, not by id, so
     // stale ones can never be mistaken for current ones.
     std::fill(p->site_keys.begin(), p->site_keys.end(), nullptr);

@@ -72,6 +72,12 @@ std::string strf(const char* fmt, ...) {
     return buf;
 }
 
+void profile_add(tessera_emu_profile& into, const tessera_emu_profile& c) {
+    const auto* from = reinterpret_cast<const unsigned long long*>(&c);
+    auto* to = reinterpret_cast<unsigned long long*>(&into);
+    for (size_t i = 0; i < sizeof(tessera_emu_profile) / sizeof(unsigned long long); ++i) to[i] += from[i];
+}
+
 const char* base_name(const char* path) {
     if (!path) return "?";
     const char* s = std::strrchr(path, '/');
@@ -786,13 +792,6 @@ void run_block(Worker& w, uint64_t linear) {
     if (b.status != TESSERA_EMU_OK) L.fail(b.status, b.message);
 }
 
-void add_counts(tessera_emu_profile& into, const tessera_emu_profile& c) {
-    into.atomics += c.atomics;
-    into.mma += c.mma;
-    into.ldmatrix += c.ldmatrix;
-    into.cp_async += c.cp_async;
-    into.barriers += c.barriers;
-}
 
 void worker_main(Launch* L) {
     Worker w;
@@ -810,7 +809,7 @@ void worker_main(Launch* L) {
     checks_block_delete(w.checks);  // adds its profile figures into the launch's
     std::free(w.arena);
     std::lock_guard<std::mutex> g(L->mu);
-    add_counts(L->counts, w.counts);
+    profile_add(L->counts, w.counts);
 }
 
 unsigned worker_count(uint64_t nblocks) {
@@ -1126,7 +1125,7 @@ extern "C" int tessera_emu_launch(const char* kernel_name, unsigned grid_x, unsi
     tessera_emu_profile* out = options && options->profile ? profile : nullptr;
     if (out) {
         *out = tessera_emu_profile{};
-        add_counts(*out, L.counts);
+        profile_add(*out, L.counts);
     }
     checks_end_launch(L.checks, out);
     const int st = L.status.load();
