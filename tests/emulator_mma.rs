@@ -80,9 +80,8 @@ fn mma_m16n8k8_f16_and_bf16_match_a_matrix_product() {
             MmaK8Type::Bf16 => half::bf16::from_f32(v).to_f32(),
             _ => half::f16::from_f32(v).to_f32(),
         };
-        let mut general = |len: usize| -> Vec<f32> {
-            (0..len).map(|_| round((rng.next() % 20001) as f32 / 10000.0 - 1.0)).collect()
-        };
+        let mut general =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| round((rng.next() % 20001) as f32 / 10000.0 - 1.0)).collect() };
         let (ga, gb, gc) = (general(M * K), general(K * N), general(M * N));
         let dtype = if ty == MmaK8Type::Bf16 { DType::BF16 } else { DType::F16 };
         for device in common::kernel_devices("mma_m16n8k8_f16_and_bf16") {
@@ -224,14 +223,17 @@ fn mma_m16n8k8_tf32_truncates_operands_not_rounded_by_f32_to_tf32() {
             .collect()
     };
     let (a, b, c) = (full(M * K), full(K * N), full(M * N));
-    let trunc: (Vec<f32>, Vec<f32>) = (a.iter().map(|&v| tf32_truncate(v)).collect(), b.iter().map(|&v| tf32_truncate(v)).collect());
-    let round: (Vec<f32>, Vec<f32>) = (a.iter().map(|&v| tf32_round(v)).collect(), b.iter().map(|&v| tf32_round(v)).collect());
+    let trunc: (Vec<f32>, Vec<f32>) =
+        (a.iter().map(|&v| tf32_truncate(v)).collect(), b.iter().map(|&v| tf32_truncate(v)).collect());
+    let round: (Vec<f32>, Vec<f32>) =
+        (a.iter().map(|&v| tf32_round(v)).collect(), b.iter().map(|&v| tf32_round(v)).collect());
     let want_trunc = matmul_f32_k_order(&trunc.0, &trunc.1, &c);
     let want_round = matmul_f32_k_order(&round.0, &round.1, &c);
     let exact = matmul_f64(&a, &b, &c);
     // The test means something: the three differ by far more than f32 rounding.
     let (atol, rtol) = common::tolerance(DType::F32, K);
-    let far = |x: &[f32], y: &[f64]| x.iter().zip(y).filter(|(&p, &q)| (p as f64 - q).abs() > atol + rtol * q.abs()).count();
+    let far =
+        |x: &[f32], y: &[f64]| x.iter().zip(y).filter(|(&p, &q)| (p as f64 - q).abs() > atol + rtol * q.abs()).count();
     let round_f64: Vec<f64> = want_round.iter().map(|&v| v as f64).collect();
     assert!(far(&want_trunc, &round_f64) > M * N / 2, "truncation and rounding give nearly the same D");
     assert!(far(&want_trunc, &exact) > M * N / 2, "truncation gives nearly the exact D");
