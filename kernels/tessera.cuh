@@ -13,7 +13,8 @@
 //   2. element types: tessera::f16 / tessera::bf16, to_float / from_float
 //   3. 16-byte vector loads and stores
 //   4. warp and block reductions
-//   5. tensor cores: mma.sync m16n8k16 (f16 / bf16 -> f32) and ldmatrix
+//   5. tensor cores: mma.sync m16n8k16 (f16 / bf16 -> f32), mma.sync m16n8k8 (f16 / bf16 / tf32
+//      -> f32: mma_m16n8k8_f16, _bf16, _tf32), f32_to_tf32 (cvt.rna.tf32.f32) and ldmatrix
 //   6. asynchronous global -> shared copies (cp.async)
 #pragma once
 
@@ -178,6 +179,73 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float (&d)[4], const uint32_t 
         : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
           "f"(c[3]));
+#endif
+}
+
+// mma.sync m16n8k8 (PTX ISA "Matrix Fragments for mma.m16n8k8"), g = lane >> 2, t = lane & 3;
+// C/D as m16n8k16 above. f16 / bf16 (two elements per register, low half = lower k):
+//   A 16x8 row-major: a[0] = (row g,   k 2t,2t+1)  a[1] = (row g+8, k 2t,2t+1)
+//   B 8x8 ("col"):    b[0] = (k 2t,2t+1, col g)
+// tf32 (one element per register, as an f32 bit pattern):
+//   A 16x8 row-major: a[0] = (row g,   k t)        a[1] = (row g+8, k t)
+//                     a[2] = (row g,   k t+4)      a[3] = (row g+8, k t+4)
+//   B 8x8 ("col"):    b[0] = (k t,   col g)        b[1] = (k t+4, col g)
+// Mind the tf32 A order: rows alternate first (a[0], a[1]: rows g, g+8 at k t), then k
+// (a[2], a[3]: the same rows at k t+4), as in m16n8k16's f16 A.
+// tf32 operands: a GPU uses the top 19 bits of each 32-bit register (sign, 8 exponent and 10
+// mantissa bits) and ignores the low 13 (PTX ISA: tf32 has "reduced precision (>=10 bits)",
+// its layout implementation defined; wgmma.mma_async "will truncate lower 13 bits of the
+// 32-bit input data before multiplication"). The emulator zeroes them likewise, which
+// truncates toward zero: round with f32_to_tf32 first unless truncation is what is wanted.
+// All 32 lanes must call (full warp, converged). d may alias c. The emulator computes
+// d = c + sum_k a*b in f32 with exact products (tf32 x tf32 fits an f32), k ascending (a GPU's
+// summation order and internal precision differ slightly: compare with a tolerance).
+__device__ __forceinline__ void mma_m16n8k8_f16(float (&d)[4], const uint32_t (&a)[2], const uint32_t (&b)[1],
+                                                const float (&c)[4] TESSERA_HOST_LOC) {
+#if TESSERA_HOST_EMULATION
+    ::tessera_host::mma_m16n8k8(0, d, a, b, c, loc.file_name(), loc.line());
+#else
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(b[0]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+#endif
+}
+__device__ __forceinline__ void mma_m16n8k8_bf16(float (&d)[4], const uint32_t (&a)[2], const uint32_t (&b)[1],
+                                                 const float (&c)[4] TESSERA_HOST_LOC) {
+#if TESSERA_HOST_EMULATION
+    ::tessera_host::mma_m16n8k8(1, d, a, b, c, loc.file_name(), loc.line());
+#else
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(b[0]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+#endif
+}
+__device__ __forceinline__ void mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                                                 const float (&c)[4] TESSERA_HOST_LOC) {
+#if TESSERA_HOST_EMULATION
+    ::tessera_host::mma_m16n8k8(2, d, a, b, c, loc.file_name(), loc.line());
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+          "f"(c[3]));
+#endif
+}
+
+// cvt.rna.tf32.f32: x rounded to tf32 (10 mantissa bits), to nearest, ties away from zero;
+// the result is the f32 bit pattern with the low 13 bits zero (__uint_as_float gives the
+// value), ready for mma_m16n8k8_tf32. Subnormals are rounded likewise (not flushed); a
+// finite value that rounds past the largest tf32 (0x7f7fe000) becomes Inf; Inf stays Inf;
+// NaN stays NaN (the emulator keeps the sign and the top payload bits and sets the quiet
+// bit; a GPU's NaN bits may differ: test with isnan).
+__device__ __forceinline__ uint32_t f32_to_tf32(float x) {
+#if TESSERA_HOST_EMULATION
+    return ::tessera_host::f32_to_tf32_bits(x);
+#else
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return r;
 #endif
 }
 

@@ -657,3 +657,72 @@ pub fn prim_half(
         floats: floats.download()?,
     })
 }
+
+// ---- mma.sync m16n8k8 and f32_to_tf32 (kernels/selftest/mma_k8.cu) ----------------------------
+
+declare_kernels! {
+    /// C: `selftest_mma_k8_f16(const __half* A, const __half* B, const float* C, float* D, int variant)`
+    fn selftest_mma_k8_f16(a: input f16, b: input f16, c: input f32, d: output f32, variant: scalar i32);
+    /// C: `selftest_mma_k8_bf16(const __nv_bfloat16* A, const __nv_bfloat16* B, const float* C, float* D,
+    ///     int variant)`
+    fn selftest_mma_k8_bf16(a: input bf16, b: input bf16, c: input f32, d: output f32, variant: scalar i32);
+    /// C: `selftest_mma_k8_tf32(const float* A, const float* B, const float* C, float* D, int variant)`
+    fn selftest_mma_k8_tf32(a: input f32, b: input f32, c: input f32, d: output f32, variant: scalar i32);
+    /// C: `selftest_f32_to_tf32(const float* x, int n, unsigned* out)`
+    fn selftest_f32_to_tf32(x: input f32, n: scalar i32, out: output u32);
+}
+
+/// The input type of [`mma_k8`]: which `mma_m16n8k8_*` wrapper runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmaK8Type {
+    F16,
+    Bf16,
+    Tf32,
+}
+
+/// D (16x8) = C + A (16x8) · B (8x8), all row-major, through one `mma_m16n8k8_<type>` by one
+/// warp, d aliasing c. F16 / Bf16: A and B are rounded to the input type first; `variant` 0 is
+/// the correct fragment layout, 1 swaps a[0] and a[1], 2 swaps the halves of b[0]. Tf32: the
+/// f32 bit patterns go to the mma as they are with `variant` 0, through `f32_to_tf32` with 1;
+/// 2 swaps a[1] and a[2], 3 swaps b[0] and b[1] (see kernels/selftest/mma_k8.cu).
+pub fn mma_k8(device: &Device, ty: MmaK8Type, a: &[f32], b: &[f32], c: &[f32], variant: i32) -> Result<Vec<f32>> {
+    assert_eq!((a.len(), b.len(), c.len()), (16 * 8, 8 * 8, 16 * 8));
+    let cb = device.upload(c)?;
+    let mut d = filled(device, 16 * 8, SENTINEL_F32)?;
+    let cfg = LaunchConfig::linear(1, 32, 0);
+    match ty {
+        MmaK8Type::F16 => {
+            let ab = device.upload(&a.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>())?;
+            let bb = device.upload(&b.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>())?;
+            selftest_mma_k8_f16(device, &cfg, &ab, &bb, &cb, &mut d, variant)?;
+        }
+        MmaK8Type::Bf16 => {
+            let ab = device.upload(&a.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>())?;
+            let bb = device.upload(&b.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>())?;
+            selftest_mma_k8_bf16(device, &cfg, &ab, &bb, &cb, &mut d, variant)?;
+        }
+        MmaK8Type::Tf32 => {
+            let (ab, bb) = (device.upload(a)?, device.upload(b)?);
+            selftest_mma_k8_tf32(device, &cfg, &ab, &bb, &cb, &mut d, variant)?;
+        }
+    }
+    d.download()
+}
+
+/// `f32_to_tf32(x[i])` (cvt.rna.tf32.f32) for every element, as bit patterns.
+pub fn f32_to_tf32(device: &Device, x: &[f32]) -> Result<Vec<u32>> {
+    let xb = device.upload(x)?;
+    let mut out = filled(device, x.len(), SENTINEL_U32)?;
+    let cfg = LaunchConfig::for_items(x.len(), 64, 64, 0)?;
+    selftest_f32_to_tf32(device, &cfg, &xb, int(x.len()), &mut out)?;
+    out.download()
+}
+
+/// `selftest_mma_k8_tf32` launched with `threads` threads (fewer than 32: an incomplete warp,
+/// which an mma must report as misuse).
+pub fn mma_k8_tf32_threads(device: &Device, threads: u32) -> Result<()> {
+    let zeros = device.upload(&[0.0f32; 16 * 8])?;
+    let b = device.upload(&[0.0f32; 8 * 8])?;
+    let mut d = filled(device, 16 * 8, SENTINEL_F32)?;
+    selftest_mma_k8_tf32(device, &LaunchConfig::linear(1, threads, 0), &zeros, &b, &zeros, &mut d, 0)
+}

@@ -176,7 +176,7 @@ enum class WarpOp : unsigned char {
     SyncWarp, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All,
     ReduceAdd, ReduceMinU, ReduceMaxU, ReduceMinI, ReduceMaxI, ReduceAnd, ReduceOr, ReduceXor,
     MatchAny, MatchAll,
-    Mma,       // aux: 0 = f16 inputs, 1 = bf16 inputs; in -> MmaArgs
+    Mma,       // aux: an MmaKind (shape and input type); in -> MmaArgs
     Ldmatrix,  // aux: number of matrices (1, 2, 4) | 8 if .trans; value = row address; out -> uint32_t[num]
 };
 
@@ -194,9 +194,18 @@ struct WarpCall {
     unsigned line;
 };
 
+// The variants of WarpOp::Mma (WarpCall::aux): mma.sync.aligned.<shape>.row.col.f32.<type>.<type>.f32.
+enum MmaKind : unsigned char {
+    MMA_M16N8K16_F16 = 0,
+    MMA_M16N8K16_BF16 = 1,
+    MMA_M16N8K8_F16 = 2,
+    MMA_M16N8K8_BF16 = 3,
+    MMA_M16N8K8_TF32 = 4,
+};
+
 struct MmaArgs {
-    const uint32_t* a;  // [4]
-    const uint32_t* b;  // [2]
+    const uint32_t* a;  // m16n8k16: [4]; m16n8k8: [2] (f16, bf16) or [4] (tf32)
+    const uint32_t* b;  // m16n8k16: [2]; m16n8k8: [1] (f16, bf16) or [2] (tf32)
     const float* c;     // [4]
 };
 
@@ -235,6 +244,9 @@ void cp_async_wait(int n_pending);
 // Tensor-core and ldmatrix emulation (warp collectives over all 32 lanes; see tessera.cuh).
 void mma_m16n8k16(int bf16, float* d, const uint32_t* a, const uint32_t* b, const float* c, const char* file,
                   unsigned line);
+// m16n8k8: type 0 = f16, 1 = bf16, 2 = tf32 inputs (f32 accumulate).
+void mma_m16n8k8(int type, float* d, const uint32_t* a, const uint32_t* b, const float* c, const char* file,
+                 unsigned line);
 void ldmatrix(int num, int trans, uint32_t* r, const void* row, const char* file, unsigned line);
 // Ends the calling block with TESSERA_EMU_WARP_MISUSE; the message names kernel, block and thread.
 [[noreturn]] void misuse(const char* what, const char* file, unsigned line);
@@ -642,6 +654,17 @@ inline uint16_t f32_to_bf16_bits(float f) {
 }
 inline float bf16_bits_to_f32(uint16_t b) {  // NaN made quiet, as half::bf16::to_f32
     return std::bit_cast<float>((uint32_t)((b & 0x7fffu) > 0x7f80u ? (b | 0x0040u) : b) << 16);
+}
+// cvt.rna.tf32.f32: float -> tf32 (10 mantissa bits), round to nearest, ties away from zero,
+// as the f32 bit pattern with the low 13 bits zero. Finite values (subnormals included, no
+// flush) add half a tf32 ulp to the magnitude and truncate: a carry into the exponent is the
+// correct rounding, up to Inf past the largest tf32 value. Inf stays Inf; NaN -> a quiet NaN
+// with the sign and the top payload bits kept (a GPU's NaN bits may differ).
+inline uint32_t f32_to_tf32_bits(float f) {
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (x | 0x00400000u) & 0xffffe000u;
+    if ((x & 0x7f800000u) == 0x7f800000u) return x;  // +-Inf
+    return (x + 0x1000u) & 0xffffe000u;               // the sign bit is untouched: magnitude < 0x7f800000
 }
 // double -> float rounded to odd (truncate, then set the last bit when inexact). Rounding that
 // float to nearest even in a format of at most 22 bits of precision (f16: 11, bf16: 8) gives

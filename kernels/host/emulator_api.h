@@ -57,7 +57,7 @@ typedef struct {
     unsigned long long shared_load_requests, shared_load_wavefronts, shared_load_bytes;
     unsigned long long shared_store_requests, shared_store_wavefronts, shared_store_bytes;
     unsigned long long atomics;     // thread-level atomic operations (global and shared)
-    unsigned long long mma;         // warp-level mma.sync m16n8k16
+    unsigned long long mma;         // warp-level mma.sync (m16n8k16 and m16n8k8, every type)
     unsigned long long ldmatrix;    // warp-level ldmatrix
     unsigned long long cp_async;    // thread-level 16-byte cp.async copies
     unsigned long long barriers;    // block barriers released

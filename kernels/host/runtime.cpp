@@ -252,7 +252,15 @@ std::string op_name(const WarpCall& c) {
         case WarpOp::ReduceXor: return "__reduce_xor_sync";
         case WarpOp::MatchAny: return "__match_any_sync";
         case WarpOp::MatchAll: return "__match_all_sync";
-        case WarpOp::Mma: return c.aux ? "mma_m16n8k16_bf16" : "mma_m16n8k16_f16";
+        case WarpOp::Mma:
+            switch (c.aux) {
+                case MMA_M16N8K16_F16: return "mma_m16n8k16_f16";
+                case MMA_M16N8K16_BF16: return "mma_m16n8k16_bf16";
+                case MMA_M16N8K8_F16: return "mma_m16n8k8_f16";
+                case MMA_M16N8K8_BF16: return "mma_m16n8k8_bf16";
+                case MMA_M16N8K8_TF32: return "mma_m16n8k8_tf32";
+            }
+            return "mma";
         case WarpOp::Ldmatrix: return strf("ldmatrix_x%u%s", c.aux & 7u, (c.aux & 8u) ? "_trans" : "");
     }
     return "?";
@@ -410,35 +418,67 @@ unsigned shfl_source(WarpOp op, unsigned lane, int param, int width) {
     return ok ? (unsigned)j : lane;
 }
 
-void compute_mma(Block& b, Fiber* lanes) {
-    (void)b;
-    const bool bf16 = lanes[0].call.aux != 0;
-    auto cvt = [bf16](uint32_t h) { return bf16 ? bf16_bits_to_f32((uint16_t)h) : f16_bits_to_f32((uint16_t)h); };
-    float A[16][16], B[16][8], C[16][8];
+// mma.sync m16n8kK, K = 16 or 8 (PTX ISA "Matrix Fragments for mma.m16n8k16" / "... for
+// mma.m16n8k8"): every lane's A/B/C fragments are placed into the 16xK, Kx8 and 16x8
+// matrices by the layouts of tessera.cuh section 5, then D = C + A*B with exact products
+// (f16/bf16: 11/8-bit significands, tf32: 11, so each product fits an f32), summed in f32
+// with k ascending. All operands are read before any d is written: d may alias c.
+template <int K, class Place>
+void mma_tile(Fiber* lanes, Place place) {
+    float A[16][K], B[K][8], C[16][8];
     for (unsigned l = 0; l < 32; ++l) {
         const unsigned g = l >> 2, t = l & 3;
         const MmaArgs& m = *static_cast<const MmaArgs*>(lanes[l].call.in);
-        const uint32_t a0 = m.a[0], a1 = m.a[1], a2 = m.a[2], a3 = m.a[3], b0 = m.b[0], b1 = m.b[1];
-        A[g][2 * t] = cvt(a0 & 0xffff), A[g][2 * t + 1] = cvt(a0 >> 16);
-        A[g + 8][2 * t] = cvt(a1 & 0xffff), A[g + 8][2 * t + 1] = cvt(a1 >> 16);
-        A[g][2 * t + 8] = cvt(a2 & 0xffff), A[g][2 * t + 9] = cvt(a2 >> 16);
-        A[g + 8][2 * t + 8] = cvt(a3 & 0xffff), A[g + 8][2 * t + 9] = cvt(a3 >> 16);
-        B[2 * t][g] = cvt(b0 & 0xffff), B[2 * t + 1][g] = cvt(b0 >> 16);
-        B[2 * t + 8][g] = cvt(b1 & 0xffff), B[2 * t + 9][g] = cvt(b1 >> 16);
+        place(A, B, g, t, m);
         C[g][2 * t] = m.c[0], C[g][2 * t + 1] = m.c[1], C[g + 8][2 * t] = m.c[2], C[g + 8][2 * t + 1] = m.c[3];
     }
-    // All operands are read before any d is written: d may alias c.
     float D[16][8];
     for (int i = 0; i < 16; ++i)
         for (int j = 0; j < 8; ++j) {
             float acc = C[i][j];
-            for (int k = 0; k < 16; ++k) acc += A[i][k] * B[k][j];  // products of f16/bf16 are exact in f32
+            for (int k = 0; k < K; ++k) acc += A[i][k] * B[k][j];
             D[i][j] = acc;
         }
     for (unsigned l = 0; l < 32; ++l) {
         const unsigned g = l >> 2, t = l & 3;
         float* d = static_cast<float*>(lanes[l].call.out);
         d[0] = D[g][2 * t], d[1] = D[g][2 * t + 1], d[2] = D[g + 8][2 * t], d[3] = D[g + 8][2 * t + 1];
+    }
+}
+
+void compute_mma(Block& b, Fiber* lanes) {
+    (void)b;
+    const unsigned kind = lanes[0].call.aux;  // the same in every lane (checked at arrival)
+    const bool bf16 = kind == MMA_M16N8K16_BF16 || kind == MMA_M16N8K8_BF16;
+    auto cvt = [bf16](uint32_t h) { return bf16 ? bf16_bits_to_f32((uint16_t)h) : f16_bits_to_f32((uint16_t)h); };
+    // tf32: a GPU reads the top 19 bits of each operand (sign, exponent, 10 mantissa bits)
+    // and ignores the low 13 (the PTX ISA's wgmma.mma_async: "will truncate lower 13 bits of
+    // the 32-bit input data before multiplication"): a value not rounded by f32_to_tf32 is
+    // truncated toward zero, as here.
+    auto tf32 = [](uint32_t x) { return std::bit_cast<float>(x & 0xffffe000u); };
+    if (kind == MMA_M16N8K16_F16 || kind == MMA_M16N8K16_BF16) {
+        mma_tile<16>(lanes, [&](float (&A)[16][16], float (&B)[16][8], unsigned g, unsigned t, const MmaArgs& m) {
+            const uint32_t a0 = m.a[0], a1 = m.a[1], a2 = m.a[2], a3 = m.a[3], b0 = m.b[0], b1 = m.b[1];
+            A[g][2 * t] = cvt(a0 & 0xffff), A[g][2 * t + 1] = cvt(a0 >> 16);
+            A[g + 8][2 * t] = cvt(a1 & 0xffff), A[g + 8][2 * t + 1] = cvt(a1 >> 16);
+            A[g][2 * t + 8] = cvt(a2 & 0xffff), A[g][2 * t + 9] = cvt(a2 >> 16);
+            A[g + 8][2 * t + 8] = cvt(a3 & 0xffff), A[g + 8][2 * t + 9] = cvt(a3 >> 16);
+            B[2 * t][g] = cvt(b0 & 0xffff), B[2 * t + 1][g] = cvt(b0 >> 16);
+            B[2 * t + 8][g] = cvt(b1 & 0xffff), B[2 * t + 9][g] = cvt(b1 >> 16);
+        });
+    } else if (kind == MMA_M16N8K8_TF32) {
+        mma_tile<8>(lanes, [&](float (&A)[16][8], float (&B)[8][8], unsigned g, unsigned t, const MmaArgs& m) {
+            A[g][t] = tf32(m.a[0]), A[g + 8][t] = tf32(m.a[1]);
+            A[g][t + 4] = tf32(m.a[2]), A[g + 8][t + 4] = tf32(m.a[3]);
+            B[t][g] = tf32(m.b[0]), B[t + 4][g] = tf32(m.b[1]);
+        });
+    } else {  // m16n8k8 f16 / bf16
+        mma_tile<8>(lanes, [&](float (&A)[16][8], float (&B)[8][8], unsigned g, unsigned t, const MmaArgs& m) {
+            const uint32_t a0 = m.a[0], a1 = m.a[1], b0 = m.b[0];
+            A[g][2 * t] = cvt(a0 & 0xffff), A[g][2 * t + 1] = cvt(a0 >> 16);
+            A[g + 8][2 * t] = cvt(a1 & 0xffff), A[g + 8][2 * t + 1] = cvt(a1 >> 16);
+            B[2 * t][g] = cvt(b0 & 0xffff), B[2 * t + 1][g] = cvt(b0 >> 16);
+        });
     }
 }
 
@@ -956,7 +996,15 @@ void misuse(const char* what, const char* file, unsigned line) {
 void mma_m16n8k16(int bf16, float* d, const uint32_t* a, const uint32_t* b, const float* c, const char* file,
                   unsigned line) {
     MmaArgs args{a, b, c};
-    WarpCall call{WarpOp::Mma, (unsigned char)(bf16 ? 1 : 0), 0xffffffffu, 0, 32, 0, &args, d, file, line};
+    WarpCall call{WarpOp::Mma, bf16 ? MMA_M16N8K16_BF16 : MMA_M16N8K16_F16, 0xffffffffu, 0, 32, 0, &args, d, file, line};
+    warp_collective(call);
+}
+
+void mma_m16n8k8(int type, float* d, const uint32_t* a, const uint32_t* b, const float* c, const char* file,
+                 unsigned line) {
+    MmaArgs args{a, b, c};
+    const unsigned char kind = type == 2 ? MMA_M16N8K8_TF32 : type == 1 ? MMA_M16N8K8_BF16 : MMA_M16N8K8_F16;
+    WarpCall call{WarpOp::Mma, kind, 0xffffffffu, 0, 32, 0, &args, d, file, line};
     warp_collective(call);
 }
 
