@@ -30,6 +30,10 @@ pub use kernels::binary_quant::{
 };
 pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
 pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM, FSQ_MAX_THRESHOLDS};
+pub use kernels::gemm::{
+    gemm_plan, linear, linear_into, linear_unfused_into, GemmEpilogue, GemmOptions, GemmPath, GemmPlan, GemmShape,
+    LinearOutput, SplitK,
+};
 pub use kernels::kmeans::{
     fit_codebook, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
 };

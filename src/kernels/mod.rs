@@ -13,3 +13,4 @@ mod fsq_thresholds;
 pub mod kmeans;
 pub(crate) mod radix_sort;
 pub mod residual_vq;
+pub mod gemm;

@@ -4,4 +4,5 @@
 pub mod binary_quant;
 pub mod codebook;
 pub mod fsq;
+pub mod gemm;
 pub mod kmeans;

@@ -4,6 +4,8 @@
 
 use tessera::{DType, Device};
 
+pub mod fixture;
+
 /// `atol + rtol·|ref|` per dtype, growing with the length of the reduction behind each
 /// output element (`reduction_len` = 1 for elementwise ops).
 pub fn tolerance(dtype: DType, reduction_len: usize) -> (f64, f64) {
