@@ -79,6 +79,14 @@ struct Swizzle {
 };
 
 // ---- loaders ------------------------------------------------------------------------------------------------
+// An A loader is the hook of the main loop for the A operand. It provides
+//   void load(S* stage, unsigned row0, unsigned k0, unsigned tid) const
+//       fill the stage's A tile [BM][BK] (swizzled, see Swizzle) with rows row0.. and k0..
+//       (cp.async joins the calling thread's open group; plain stores are fine too);
+//   const S* tile(const S* stage, unsigned kt) const
+//       the swizzled [BM][BK] tile the warps read for k-tile kt: normally `stage`; a loader
+//       that keeps A resident for a whole kernel returns its own copy and loads nothing.
+// Every thread of the block calls both.
 // Copies rows [row0, row0 + ROWS) × k [k0, k0 + BK) of a row-major matrix src [rows, ld]
 // into a swizzled tile; out-of-range rows and k read as zero. `vector_ok`: ld % VEC == 0,
 // src 16-byte aligned (uniform over the block). S is the tile's element type; T the
@@ -122,6 +130,8 @@ struct MatrixA {
     __device__ __forceinline__ void load(S* dst, unsigned row0, unsigned k0, unsigned tid) const {
         load_matrix_tile<S, TileT::BM, TileT::BK, TileT::THREADS>(dst, a, m, k, k, row0, k0, vector_ok, tid);
     }
+    // Where the warps read k-tile `kt` from: the stage it was loaded into.
+    __device__ __forceinline__ const S* tile(const S* stage, unsigned kt) const { return stage; }
 };
 
 // Whether a row-major matrix with row length `ld` starting at `p` can be copied in 16-byte chunks.
@@ -284,8 +294,8 @@ __device__ __forceinline__ void mainloop(float (&acc)[TileT::MI][TileT::NJ][4], 
         __syncthreads();
         if (kt + TileT::STAGES - 1 < ktiles) issue(kt + TileT::STAGES - 1);
         cp_async_commit();
-        const S* stage = smem + (kt % TileT::STAGES) * STAGE_ELEMS;
-        WarpMath<Op, S, TileT>::step(acc, stage, stage + A_ELEMS, a_row0, b_row0, lane);
+        S* stage = smem + (kt % TileT::STAGES) * STAGE_ELEMS;
+        WarpMath<Op, S, TileT>::step(acc, a_loader.tile(stage, kt_begin + kt), stage + A_ELEMS, a_row0, b_row0, lane);
     }
     cp_async_wait<0>();
     __syncthreads();
