@@ -14,21 +14,22 @@
 //                            written normalized (dst = src/||src||, and the norm of the
 //                            rounded result); flags the first row with a non-finite value.
 //                            Prepares a codebook (||e||², ê) and cosine latents (ẑ).
-//   codebook_search_simt_<T> CUDA-core path (f32; small or ragged d): a block owns 64
-//                            latents and scans codes [y·codes_per_split, …) in 64-code
-//                            tiles with simt_tile.cuh (16×16 threads, 4×4 each; for
-//                            d ≤ 32 the latents' tile is staged once, only codebook
-//                            tiles stream through shared memory); the
-//                            epilogue turns each dot into ||e||² − 2z·e and keeps a running
-//                            (distance, index) per row and thread; a half-warp shuffle
+//   codebook_search_simt_<T> CUDA-core path (f32; small or ragged d): and
+//   codebook_search_mma_<T>  tensor-core path (f16/bf16, d % 16 == 0, d ≤ 512): both are
+//                            the tile GEMM main loop (gemm_tile.cuh) with the argmin
+//                            epilogue (gemm_epilogue.cuh RowArgMin). A block owns 64 latents
+//                            and scans codes [y·codes_per_split, …) in 64-code tiles: per
+//                            tile one run of the main loop over d (3 cp.async stages of 32
+//                            dims of the codebook), then ||e||² − 2z·e in registers into a
+//                            running (distance, index) per accumulator row; a quad shuffle
 //                            reduction and one 64-bit atomicMin per row combine threads,
-//                            and blocks that split the codebook (grid.y > 1).
-//   codebook_search_mma_<T>  tensor-core path (f16/bf16, d % 16 == 0, d ≤ 512): 4 warps,
-//                            64 latents resident in shared memory for the whole kernel,
-//                            codebook chunks of 64 codes × 32 dims streamed through a
-//                            double-buffered cp.async pipeline; warp w computes rows
-//                            16w..16w+15 × 64 codes with mma_tile.cuh (8 n8 tiles, 32 f32
-//                            accumulators per thread); same epilogue, quad shuffles, atomicMin.
+//                            warps and blocks that split the codebook (grid.y > 1). The
+//                            latents stay resident in shared memory (all of d, loaded once)
+//                            for d ≤ 512 (tensor cores) / d ≤ 128 (CUDA cores, f32 tiles),
+//                            else they are staged per k-tile with the codebook. Tensor
+//                            cores: 4 warps of 16 latents × 64 codes (mma.sync m16n8k16);
+//                            CUDA cores: 2×2 warps of 32 × 32, f16/bf16 converted to f32 as
+//                            they are loaded.
 //   codebook_finalize_<T>    one warp per latent: decodes its key, gathers the chosen row
 //                            into `quantized`, computes the exact distance Σ(z − e)², the
 //                            optional residual z − e (residual VQ, flags & 1), the
@@ -36,8 +37,9 @@
 //                            and per-block sums of distances in a fixed order
 //                            (deterministic commitment); flags non-finite latents.
 //   codebook_init_keys       keys[i] = EMPTY_KEY (one thread per latent), before a search.
-//   codebook_distances_<T>   the unfused baseline's GEMM: writes the whole n×k matrix of
-//   codebook_argmin          ||e||² − 2z·e; then one warp per row finds its minimum.
+//   codebook_distances_<T>   the unfused baseline's GEMM (the same main loop, CUDA cores):
+//   codebook_argmin          writes the whole n×k matrix of ||e||² − 2z·e; then one warp
+//                            per row finds its minimum.
 //                            (What `torch.cdist(z, e).argmin(-1)` does; benchmarks only.)
 //
 // Index arithmetic: code, row and dimension counters are u32; element offsets are size_t
@@ -46,21 +48,31 @@
 // 2^31 + 64 and never wraps (a wrapped counter would loop forever); the end of a codebook
 // split is computed in 64 bits.
 #include "argmin.cuh"
-#include "mma_tile.cuh"
-#include "simt_tile.cuh"
+#include "gemm_epilogue.cuh"
+#include "gemm_tile.cuh"
 #include "tessera.cuh"
 
 using tessera::ArgMin;
 
 #define ROWS_WARPS 8  // warps per block of the one-warp-per-row kernels
 
-// MMA path tiling.
-#define MMA_BM 64      // latents per block (4 warps × 16)
-#define MMA_BN 64      // codes per tile
-#define MMA_BK 32      // dims per pipeline stage
-#define MMA_THREADS 128
-#define MMA_E_STRIDE (MMA_BK + tessera::MMA_PAD)
-#define MMA_MAX_D 512
+// Search tiling (both paths): 64 latents × 64 codes per main-loop run, 32 dims per k-tile,
+// 3 cp.async stages, 4 warps. Tensor cores: warps of 16 latents × 64 codes; CUDA cores (f32
+// tiles; f16/bf16 converted on load): 2×2 warps of 32 × 32.
+#define SEARCH_BM 64
+#define SEARCH_BN 64
+#define SEARCH_BK 32
+#define SEARCH_STAGES 3
+#define SEARCH_THREADS 128
+#define MMA_MAX_D 512       // the tensor-core path keeps its latents resident: d ≤ 512
+#define SIMT_RESIDENT_MAX_D 128  // d up to which the CUDA-core path keeps its latents (f32) resident
+
+using MmaSearch = tessera::gemm::Tile<SEARCH_BM, SEARCH_BN, SEARCH_BK, 16, 64, SEARCH_STAGES>;
+using SimtSearch = tessera::gemm::Tile<SEARCH_BM, SEARCH_BN, SEARCH_BK, 32, 32, SEARCH_STAGES>;
+static_assert(MmaSearch::THREADS == SEARCH_THREADS && SimtSearch::THREADS == SEARCH_THREADS, "thread counts");
+static_assert(MmaSearch::smem_bytes<__half>() + SEARCH_BM * MMA_MAX_D * 2 <= 163 * 1024 &&
+                  SimtSearch::smem_bytes<float>() + SEARCH_BM * SIMT_RESIDENT_MAX_D * 4 <= 163 * 1024,
+              "search shared memory");
 
 namespace {
 
@@ -101,124 +113,56 @@ __device__ void rows_kernel(const T* __restrict__ src, T* __restrict__ dst, floa
     if (lane == 0) sqnorm[row] = sum;
 }
 
-template <class T>
-__device__ void search_simt(const T* __restrict__ z, const T* __restrict__ e, const float* __restrict__ e_sqnorm,
-                            unsigned long long* __restrict__ keys, unsigned n, unsigned k, unsigned d,
-                            unsigned codes_per_split) {
-    __shared__ __align__(16) tessera::SimtTileSmem smem;
-    const unsigned tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-    const unsigned row0 = blockIdx.x * tessera::SIMT_BM;
-    const unsigned code_begin = blockIdx.y * codes_per_split;
-    // In 64 bits: code_begin + codes_per_split may pass 2^32 (k ≤ 2^31, see the header).
-    const unsigned code_end = (unsigned)min((unsigned long long)k, (unsigned long long)code_begin + codes_per_split);
-    ArgMin best[4];
-#pragma unroll
-    for (unsigned i = 0; i < 4; ++i) best[i].init();
-    for (unsigned col0 = code_begin; col0 < code_end; col0 += tessera::SIMT_BN) {
-        float acc[4][4];
-        // Small d (LlamaGen's 8): the latents' tile stays in shared memory for the whole scan.
-        tessera::simt_tile_dot(smem, z, n, row0, e, code_end, col0, d, acc, col0 != code_begin);
-#pragma unroll
-        for (unsigned j = 0; j < 4; ++j) {
-            const unsigned code = col0 + tx * 4 + j;
-            if (code < code_end) {
-                const float norm = e_sqnorm[code];
-#pragma unroll
-                for (unsigned i = 0; i < 4; ++i) best[i].offer(fmaf(-2.0f, acc[i][j], norm), code);
-            }
+// The search of one block: 64 latents (rows row0..) against codes [code_begin, code_end)
+// in 64-code tiles, each tile one run of the GEMM main loop over d, followed by the argmin
+// epilogue in registers. The latents stay in shared memory when `RESIDENT` (all of d).
+template <class TileT, class Op, class S, bool RESIDENT, class T>
+__device__ __forceinline__ void search_block(S* smem, const T* __restrict__ z, const T* __restrict__ e,
+                                             const float* __restrict__ e_sqnorm, unsigned long long* __restrict__ keys,
+                                             unsigned n, unsigned d, unsigned row0, unsigned code_begin,
+                                             unsigned code_end) {
+    using namespace tessera::gemm;
+    const unsigned tid = threadIdx.x;
+    const unsigned ktiles = (d + TileT::BK - 1) / TileT::BK;
+    const bool z_vec = SameType<S, T>::value && rows_vectorizable(z, d);
+    const bool e_vec = SameType<S, T>::value && rows_vectorizable(e, d);
+    S* pipe = smem;
+    RowArgMin<TileT> best;
+    best.init();
+    float acc[TileT::MI][TileT::NJ][4];
+    if constexpr (RESIDENT) {
+        S* resident = smem + TileT::STAGES * (TileT::BM + TileT::BN) * TileT::BK;
+        ResidentA<S, TileT>::fill(resident, z, n, d, row0, z_vec, tid);
+        tessera::cp_async_commit();
+        const ResidentA<S, TileT> a{resident};
+        for (unsigned col0 = code_begin; col0 < code_end; col0 += TileT::BN) {
+            mainloop<TileT, Op, S>(acc, pipe, a, e, code_end, d, e_vec, row0, col0, 0, ktiles);
+            best.consume(acc, col0, code_end, e_sqnorm);
+        }
+    } else {
+        const MatrixA<S, TileT, T> a{z, n, d, z_vec};
+        for (unsigned col0 = code_begin; col0 < code_end; col0 += TileT::BN) {
+            mainloop<TileT, Op, S>(acc, pipe, a, e, code_end, d, e_vec, row0, col0, 0, ktiles);
+            best.consume(acc, col0, code_end, e_sqnorm);
         }
     }
-    // The 16 threads of a row group (same ty) are one half of a warp: lane bits 0-3.
-#pragma unroll
-    for (unsigned i = 0; i < 4; ++i) {
-        best[i].reduce_lanes(15);
-        const unsigned row = row0 + ty * 4 + i;
-        if (tx == 0 && row < n && best[i].index != tessera::NO_INDEX) {
-            atomicMin(&keys[row], tessera::argmin_key(best[i].dist, best[i].index));
-        }
-    }
+    best.publish(keys, row0, n);
 }
 
-template <class T>
-__device__ void search_mma(const T* __restrict__ z, const T* __restrict__ e, const float* __restrict__ e_sqnorm,
-                           unsigned long long* __restrict__ keys, unsigned n, unsigned k, unsigned d,
-                           unsigned codes_per_split) {
-    TESSERA_DYNAMIC_SMEM(T, smem);
-    const unsigned z_stride = d + tessera::MMA_PAD;
-    T* zs = smem;                                 // [MMA_BM][z_stride]
-    T* es = smem + MMA_BM * z_stride;             // [2][MMA_BN][MMA_E_STRIDE]
-    const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const unsigned g = lane / 4, t = lane % 4;
-    const unsigned row0 = blockIdx.x * MMA_BM;
+// Grid: x = groups of 64 latents, y = splits of the codebook.
+template <class TileT, class Op, class S, unsigned RESIDENT_MAX_D, class T>
+__device__ __forceinline__ void search(const T* __restrict__ z, const T* __restrict__ e,
+                                       const float* __restrict__ e_sqnorm, unsigned long long* __restrict__ keys,
+                                       unsigned n, unsigned k, unsigned d, unsigned codes_per_split) {
+    TESSERA_DYNAMIC_SMEM(S, smem);
+    const unsigned row0 = blockIdx.x * TileT::BM;
     const unsigned code_begin = blockIdx.y * codes_per_split;
     // In 64 bits: code_begin + codes_per_split may pass 2^32 (k ≤ 2^31, see the header).
     const unsigned code_end = (unsigned)min((unsigned long long)k, (unsigned long long)code_begin + codes_per_split);
-    const unsigned chunks = (d + MMA_BK - 1) / MMA_BK;
-    const unsigned tiles = (code_end - code_begin + MMA_BN - 1) / MMA_BN;
-    const unsigned steps = tiles * chunks;
-
-    // Latents: loaded once, first cp.async group.
-    tessera::load_rows_async<T, MMA_BM>(zs, z_stride, z, n, row0, d, tid, MMA_THREADS);
-    tessera::cp_async_commit();
-    auto issue = [&](unsigned step) {
-        const unsigned tile = step / chunks, chunk = step % chunks;
-        tessera::load_tile_async<T, MMA_BN, MMA_BK, MMA_E_STRIDE>(es + (step % 2) * MMA_BN * MMA_E_STRIDE, e,
-                                                                  code_end, code_begin + tile * MMA_BN, d, d,
-                                                                  chunk * MMA_BK, tid, MMA_THREADS);
-        tessera::cp_async_commit();
-    };
-    if (steps > 0) issue(0);
-
-    ArgMin best[2];  // rows g and g + 8 of this warp
-    best[0].init();
-    best[1].init();
-    float acc[MMA_BN / 8][4];
-    for (unsigned step = 0; step < steps; ++step) {
-        const unsigned tile = step / chunks, chunk = step % chunks;
-        if (chunk == 0) {
-#pragma unroll
-            for (unsigned j = 0; j < MMA_BN / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-        }
-        if (step + 1 < steps) {
-            issue(step + 1);
-            tessera::cp_async_wait<1>();
-        } else {
-            tessera::cp_async_wait<0>();
-        }
-        __syncthreads();
-        const T* eb = es + (step % 2) * MMA_BN * MMA_E_STRIDE;
-        const T* za = zs + (warp * 16) * z_stride + chunk * MMA_BK;
-#pragma unroll
-        for (unsigned kk = 0; kk < MMA_BK; kk += 16) {
-            if (chunk * MMA_BK + kk < d) {
-                tessera::warp_mma_k16<T, MMA_BN / 8>(acc, za + kk, z_stride, eb + kk, MMA_E_STRIDE, lane);
-            }
-        }
-        if (chunk == chunks - 1) {
-            // Epilogue of a code tile: acc[j][h·2 + c] is (row g + 8h, code 8j + 2t + c).
-            const unsigned col0 = code_begin + tile * MMA_BN;
-#pragma unroll
-            for (unsigned j = 0; j < MMA_BN / 8; ++j) {
-#pragma unroll
-                for (unsigned c = 0; c < 2; ++c) {
-                    const unsigned code = col0 + 8 * j + 2 * t + c;
-                    if (code < code_end) {
-                        const float norm = e_sqnorm[code];
-                        best[0].offer(fmaf(-2.0f, acc[j][c], norm), code);
-                        best[1].offer(fmaf(-2.0f, acc[j][2 + c], norm), code);
-                    }
-                }
-            }
-        }
-        __syncthreads();  // the buffer just read is refilled by the next step's issue
-    }
-#pragma unroll
-    for (unsigned h = 0; h < 2; ++h) {
-        best[h].reduce_lanes(3);
-        const unsigned row = row0 + warp * 16 + g + 8 * h;
-        if (t == 0 && row < n && best[h].index != tessera::NO_INDEX) {
-            atomicMin(&keys[row], tessera::argmin_key(best[h].dist, best[h].index));
-        }
+    if (d <= RESIDENT_MAX_D) {
+        search_block<TileT, Op, S, true>(smem, z, e, e_sqnorm, keys, n, d, row0, code_begin, code_end);
+    } else {
+        search_block<TileT, Op, S, false>(smem, z, e, e_sqnorm, keys, n, d, row0, code_begin, code_end);
     }
 }
 
@@ -288,23 +232,21 @@ __device__ void finalize(const T* __restrict__ z, const T* __restrict__ e, const
     }
 }
 
+// The unfused baseline's GEMM: one 64×64 tile of the distance matrix per block, on the
+// same main loop (CUDA cores, f32 tiles), written through the staged store.
 template <class T>
-__device__ void distances_gemm(const T* __restrict__ z, const T* __restrict__ e, const float* __restrict__ e_sqnorm,
-                               float* __restrict__ out, unsigned n, unsigned k, unsigned d) {
-    __shared__ __align__(16) tessera::SimtTileSmem smem;
-    const unsigned tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-    const unsigned row0 = blockIdx.x * tessera::SIMT_BM, col0 = blockIdx.y * tessera::SIMT_BN;
-    float acc[4][4];
-    tessera::simt_tile_dot(smem, z, n, row0, e, k, col0, d, acc);
-#pragma unroll
-    for (unsigned i = 0; i < 4; ++i) {
-        const unsigned row = row0 + ty * 4 + i;
-#pragma unroll
-        for (unsigned j = 0; j < 4; ++j) {
-            const unsigned code = col0 + tx * 4 + j;
-            if (row < n && code < k) out[(size_t)row * k + code] = fmaf(-2.0f, acc[i][j], e_sqnorm[code]);
-        }
-    }
+__device__ __forceinline__ void distances_gemm(const T* __restrict__ z, const T* __restrict__ e,
+                                               const float* __restrict__ e_sqnorm, float* __restrict__ out, unsigned n,
+                                               unsigned k, unsigned d) {
+    using namespace tessera::gemm;
+    TESSERA_DYNAMIC_SMEM(float, smem);
+    const unsigned row0 = blockIdx.x * SimtSearch::BM, col0 = blockIdx.y * SimtSearch::BN;
+    const bool vec = SameType<float, T>::value;
+    const MatrixA<float, SimtSearch, T> a{z, n, d, vec && rows_vectorizable(z, d)};
+    float acc[SimtSearch::MI][SimtSearch::NJ][4];
+    const unsigned ktiles = (d + SimtSearch::BK - 1) / SimtSearch::BK;
+    mainloop<SimtSearch, SimtF32, float>(acc, smem, a, e, k, d, vec && rows_vectorizable(e, d), row0, col0, 0, ktiles);
+    store_tile<SimtSearch, 4>(acc, smem, DistanceMatrix{e_sqnorm, out, k}, row0, col0, n, k);
 }
 
 }  // namespace
@@ -334,10 +276,10 @@ TESSERA_KERNEL void __launch_bounds__(ROWS_WARPS * 32)
                                unsigned normalize) {                                                              \
         rows_kernel<T>(src, dst, sqnorm, status, rows, d, normalize);                                             \
     }                                                                                                             \
-    TESSERA_KERNEL void __launch_bounds__(tessera::SIMT_THREADS)                                                  \
+    TESSERA_KERNEL void __launch_bounds__(SEARCH_THREADS)                                                         \
         codebook_search_simt_##SUFFIX(const T* z, const T* e, const float* e_sqnorm, unsigned long long* keys,    \
                                       unsigned n, unsigned k, unsigned d, unsigned codes_per_split) {             \
-        search_simt<T>(z, e, e_sqnorm, keys, n, k, d, codes_per_split);                                           \
+        search<SimtSearch, tessera::gemm::SimtF32, float, SIMT_RESIDENT_MAX_D>(z, e, e_sqnorm, keys, n, k, d, codes_per_split);        \
     }                                                                                                             \
     TESSERA_KERNEL void __launch_bounds__(ROWS_WARPS * 32)                                                        \
         codebook_finalize_##SUFFIX(const T* z, const T* e, const unsigned long long* keys, unsigned* indices,     \
@@ -347,21 +289,25 @@ TESSERA_KERNEL void __launch_bounds__(ROWS_WARPS * 32)
         finalize<T>(z, e, keys, indices, quantized, distances, histogram, block_sums, residual, status, n, k, d,  \
                     flags);                                                                                       \
     }                                                                                                             \
-    TESSERA_KERNEL void __launch_bounds__(tessera::SIMT_THREADS)                                                  \
+    TESSERA_KERNEL void __launch_bounds__(SEARCH_THREADS)                                                         \
         codebook_distances_##SUFFIX(const T* z, const T* e, const float* e_sqnorm, float* out, unsigned n,        \
                                     unsigned k, unsigned d) {                                                     \
         distances_gemm<T>(z, e, e_sqnorm, out, n, k, d);                                                          \
     }
 
 #define CODEBOOK_MMA_KERNEL(T, SUFFIX)                                                                         \
-    TESSERA_KERNEL void __launch_bounds__(MMA_THREADS)                                                         \
+    TESSERA_KERNEL void __launch_bounds__(SEARCH_THREADS)                                                      \
         codebook_search_mma_##SUFFIX(const T* z, const T* e, const float* e_sqnorm, unsigned long long* keys,  \
                                      unsigned n, unsigned k, unsigned d, unsigned codes_per_split) {           \
-        search_mma<T>(z, e, e_sqnorm, keys, n, k, d, codes_per_split);                                         \
+        search<MmaSearch, MMA_OP, T, MMA_MAX_D>(z, e, e_sqnorm, keys, n, k, d, codes_per_split);                          \
     }
 
 CODEBOOK_KERNELS(float, f32)
 CODEBOOK_KERNELS(tessera::f16, f16)
 CODEBOOK_KERNELS(tessera::bf16, bf16)
+#define MMA_OP tessera::gemm::MmaF16
 CODEBOOK_MMA_KERNEL(tessera::f16, f16)
+#undef MMA_OP
+#define MMA_OP tessera::gemm::MmaBf16
 CODEBOOK_MMA_KERNEL(tessera::bf16, bf16)
+#undef MMA_OP

@@ -154,3 +154,74 @@ struct UnpatchifyImage {
 
 }  // namespace gemm
 }  // namespace tessera
+
+#include "argmin.cuh"
+
+namespace tessera {
+namespace gemm {
+
+// The argmin epilogue of a nearest-codebook search (codebook.cu): it consumes the
+// accumulators of every code tile in registers (no staging) as dist = ||e||² − 2·z·e and
+// keeps each thread's running best per accumulator row (rows 16i + g + 8h of its warp
+// tile), offered in increasing code order so that ties keep the lowest code; `publish`
+// merges the quad that shares those rows and combines warps, blocks and splits through a
+// 64-bit atomicMin of (distance, index) keys.
+template <class TileT>
+struct RowArgMin {
+    ArgMin best[TileT::MI][2];
+    __device__ __forceinline__ void init() {
+#pragma unroll
+        for (unsigned i = 0; i < TileT::MI; ++i) best[i][0].init(), best[i][1].init();
+    }
+    // acc of the code tile at col0 (its block-tile origin); codes ≥ code_end are ignored.
+    __device__ __forceinline__ void consume(const float (&acc)[TileT::MI][TileT::NJ][4], unsigned col0,
+                                            unsigned code_end, const float* __restrict__ e_sqnorm) {
+        const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
+        const unsigned wcol0 = col0 + (warp % TileT::WARPS_N) * TileT::WN;
+#pragma unroll
+        for (unsigned j = 0; j < TileT::NJ; ++j) {
+#pragma unroll
+            for (unsigned c = 0; c < 2; ++c) {
+                const unsigned code = wcol0 + 8 * j + 2 * t + c;
+                if (code < code_end) {
+                    const float norm = e_sqnorm[code];
+#pragma unroll
+                    for (unsigned i = 0; i < TileT::MI; ++i) {
+                        best[i][0].offer(fmaf(-2.0f, acc[i][j][c], norm), code);
+                        best[i][1].offer(fmaf(-2.0f, acc[i][j][2 + c], norm), code);
+                    }
+                }
+            }
+        }
+    }
+    __device__ __forceinline__ void publish(unsigned long long* __restrict__ keys, unsigned row0, unsigned n) {
+        const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+        const unsigned wrow0 = row0 + (warp / TileT::WARPS_N) * TileT::WM;
+#pragma unroll
+        for (unsigned i = 0; i < TileT::MI; ++i) {
+#pragma unroll
+            for (unsigned h = 0; h < 2; ++h) {
+                best[i][h].reduce_lanes(3);  // the quad t = 0..3 holds the same rows
+                const unsigned row = wrow0 + 16 * i + g + 8 * h;
+                if (t == 0 && row < n && best[i][h].index != NO_INDEX) {
+                    atomicMin(&keys[row], argmin_key(best[i][h].dist, best[i][h].index));
+                }
+            }
+        }
+    }
+};
+
+// The unfused baseline's epilogue: the distance matrix out[row, code] = ||e||² − 2·z·e.
+struct DistanceMatrix {
+    const float* __restrict__ e_sqnorm;
+    float* __restrict__ out;
+    unsigned k;
+    template <unsigned V>
+    __device__ __forceinline__ void store(unsigned row, unsigned col, float (&v)[V], unsigned count) const {
+        for (unsigned e = 0; e < count; ++e) v[e] = fmaf(-2.0f, v[e], e_sqnorm[col + e]);
+        store_vec<float, V>(out + (size_t)row * k + col, v, count);
+    }
+};
+
+}  // namespace gemm
+}  // namespace tessera

@@ -87,12 +87,23 @@ struct Swizzle {
 //       the swizzled [BM][BK] tile the warps read for k-tile kt: normally `stage`; a loader
 //       that keeps A resident for a whole kernel returns its own copy and loads nothing.
 // Every thread of the block calls both.
+template <class A, class B>
+struct SameType {
+    static constexpr bool value = false;
+};
+template <class A>
+struct SameType<A, A> {
+    static constexpr bool value = true;
+};
+
 // Copies rows [row0, row0 + ROWS) × k [k0, k0 + BK) of a row-major matrix src [rows, ld]
-// into a swizzled tile; out-of-range rows and k read as zero. `vector_ok`: ld % VEC == 0,
-// src 16-byte aligned (uniform over the block). S is the tile's element type; T the
-// matrix's (equal, except f32 matrices in S = float are the same too).
-template <class S, unsigned ROWS, unsigned BK, unsigned THREADS>
-__device__ __forceinline__ void load_matrix_tile(S* dst, const S* __restrict__ src, unsigned rows, unsigned ld,
+// of T into a swizzled tile of S; out-of-range rows and k read as zero. `vector_ok`: T is S,
+// ld % VEC == 0 and src is 16-byte aligned (uniform over the block): 16-byte cp.async per
+// chunk. Otherwise each thread reads its chunk's elements one by one (converting T to S)
+// and stores the chunk with one 16-byte store. Thread tid copies chunks tid, tid + THREADS,
+// …: consecutive lanes take consecutive chunks of a row.
+template <class S, unsigned ROWS, unsigned BK, unsigned THREADS, class T = S>
+__device__ __forceinline__ void load_matrix_tile(S* dst, const T* __restrict__ src, unsigned rows, unsigned ld,
                                                  unsigned cols, unsigned row0, unsigned k0, bool vector_ok,
                                                  unsigned tid) {
     using Sw = Swizzle<S, BK>;
@@ -104,7 +115,7 @@ __device__ __forceinline__ void load_matrix_tile(S* dst, const S* __restrict__ s
         const unsigned r = i / Sw::CPR, c = i % Sw::CPR;
         const unsigned grow = row0 + r, gk = k0 + c * Sw::VEC;
         S* d = dst + Sw::chunk(r, c) * Sw::VEC;
-        if (vector_ok) {
+        if (SameType<S, T>::value && vector_ok) {
             if (grow < rows && gk < cols) {
                 cp_async16(d, src + (size_t)grow * ld + gk);
             } else {
@@ -114,17 +125,17 @@ __device__ __forceinline__ void load_matrix_tile(S* dst, const S* __restrict__ s
             S v[Sw::VEC];
 #pragma unroll
             for (unsigned e = 0; e < Sw::VEC; ++e) {
-                v[e] = (grow < rows && gk + e < cols) ? src[(size_t)grow * ld + gk + e] : from_float<S>(0.0f);
+                v[e] = from_float<S>((grow < rows && gk + e < cols) ? to_float(src[(size_t)grow * ld + gk + e]) : 0.0f);
             }
             store16(d, *reinterpret_cast<const uint4*>(v));
         }
     }
 }
 
-// The A loader of a plain row-major matrix [m, k] (lda = k).
-template <class S, class TileT>
+// The A loader of a plain row-major matrix [m, k] of T (lda = k), staged per k-tile.
+template <class S, class TileT, class T = S>
 struct MatrixA {
-    const S* __restrict__ a;
+    const T* __restrict__ a;
     unsigned m, k;
     bool vector_ok;
     __device__ __forceinline__ void load(S* dst, unsigned row0, unsigned k0, unsigned tid) const {
@@ -132,6 +143,28 @@ struct MatrixA {
     }
     // Where the warps read k-tile `kt` from: the stage it was loaded into.
     __device__ __forceinline__ const S* tile(const S* stage, unsigned kt) const { return stage; }
+};
+
+// The A loader of a block whose BM rows of A stay in shared memory for the whole kernel
+// (a codebook search sweeps every code tile against the same latents): `tiles` holds the
+// k-tiles 0, 1, … one after the other, each a swizzled [BM][BK] tile; `load` loads nothing.
+template <class S, class TileT>
+struct ResidentA {
+    const S* tiles;
+    __device__ __forceinline__ void load(S*, unsigned, unsigned, unsigned) const {}
+    __device__ __forceinline__ const S* tile(const S*, unsigned kt) const { return tiles + kt * TileT::BM * TileT::BK; }
+    // Fills `dst` with rows row0.. of a [rows, k] matrix of T, every k-tile, in the calling
+    // thread's open cp.async group: committed before the first mainloop, that loop's first
+    // wait and barrier cover it.
+    template <class T>
+    static __device__ __forceinline__ void fill(S* dst, const T* __restrict__ a, unsigned rows, unsigned k,
+                                                unsigned row0, bool vector_ok, unsigned tid) {
+        const unsigned ktiles = (k + TileT::BK - 1) / TileT::BK;
+        for (unsigned kt = 0; kt < ktiles; ++kt) {
+            load_matrix_tile<S, TileT::BM, TileT::BK, TileT::THREADS>(dst + kt * TileT::BM * TileT::BK, a, rows, k, k,
+                                                                      row0, kt * TileT::BK, vector_ok, tid);
+        }
+    }
 };
 
 // Whether a row-major matrix with row length `ld` starting at `p` can be copied in 16-byte chunks.
@@ -263,13 +296,14 @@ __device__ __forceinline__ void zero(float (&acc)[TileT::MI][TileT::NJ][4]) {
         for (unsigned j = 0; j < TileT::NJ; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
 }
 
-// Runs k-tiles [kt_begin, kt_end) of the block's tile (A rows from row0, B rows from col0)
-// through the pipeline into acc (zeroed here). `smem` holds STAGES × (A tile, B tile).
+// Runs k-tiles [kt_begin, kt_end) of the block's tile (A rows from row0, B rows from col0
+// of b [b_rows, k], row-major, of TB — converted to S when the types differ) through the
+// pipeline into acc (zeroed here). `smem` holds STAGES × (A tile, B tile).
 // Every thread of the block calls it; on return every stage is drained and the block has
 // passed a barrier, so the caller may reuse `smem`.
-template <class TileT, class Op, class S, class ALoader>
+template <class TileT, class Op, class S, class ALoader, class TB>
 __device__ __forceinline__ void mainloop(float (&acc)[TileT::MI][TileT::NJ][4], S* smem, const ALoader& a_loader,
-                                         const S* __restrict__ b, unsigned b_rows, unsigned k, bool b_vector_ok,
+                                         const TB* __restrict__ b, unsigned b_rows, unsigned k, bool b_vector_ok,
                                          unsigned row0, unsigned col0, unsigned kt_begin, unsigned kt_end) {
     constexpr unsigned A_ELEMS = TileT::BM * TileT::BK, B_ELEMS = TileT::BN * TileT::BK;
     constexpr unsigned STAGE_ELEMS = A_ELEMS + B_ELEMS;

@@ -409,3 +409,39 @@ fn reruns_are_bit_identical() {
         }
     }
 }
+
+/// Ranges one past a multiple of every tile: n = 65 latents (64-row blocks), k = 129 codes
+/// (64-code tiles; with 2 splits of 64 codes the last split's range is 1 code), d one past a
+/// multiple of the 32-dim k-tile (SIMT: 33; tensor cores need d % 16 == 0: 48). The rows are
+/// planted on the first and last code of each tile range, so a dropped last tile, code or
+/// k-tile changes an index.
+#[test]
+fn the_last_code_row_and_dim_of_every_tile_are_searched() {
+    fn run<T: FloatElement>(d: usize, path: SearchPath, splits: Option<usize>) {
+        let (n, k) = (65, 129);
+        let mut case = random_case(n, k, d, 77);
+        let planted = [128usize, 64, 63, 0, 127];
+        for row in 0..n {
+            let code = planted[row % planted.len()];
+            for j in 0..d {
+                // The latent sits on its code, nudged by less than half the codes' spacing.
+                case.z[row * d + j] = case.e[code * d + j] + if j == d - 1 { 0.01 } else { 0.0 };
+            }
+        }
+        check::<T>(&case, Metric::SquaredL2, path, splits);
+        // And the planted code is the one found (the reference agrees by construction).
+        let z: Vec<T> = case.z.iter().map(|&v| T::from_f32(v)).collect();
+        let e: Vec<T> = case.e.iter().map(|&v| T::from_f32(v)).collect();
+        let want = reference::search(&z, &e, d, Metric::SquaredL2);
+        for row in 0..n {
+            assert_eq!(want.indices[row] as usize, planted[row % planted.len()], "planted row {row}");
+        }
+    }
+    for splits in [None, Some(2), Some(3)] {
+        run::<f32>(33, SearchPath::Simt, splits);
+        run::<bf16>(33, SearchPath::Simt, splits);
+        run::<f16>(48, SearchPath::TensorCore, splits);
+        run::<bf16>(48, SearchPath::TensorCore, splits);
+    }
+    run::<f32>(33, SearchPath::Unfused, None);
+}

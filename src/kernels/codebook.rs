@@ -29,11 +29,25 @@ use crate::reference::codebook as reference;
 pub use crate::reference::codebook::Metric;
 
 /// Latents per block of both search paths.
-const ROWS_PER_BLOCK: usize = constants::codebook::MMA_BM as usize;
+const ROWS_PER_BLOCK: usize = constants::codebook::SEARCH_BM as usize;
 /// Codes per tile of both search paths; split ranges are multiples of it.
-const CODES_PER_TILE: usize = constants::codebook::MMA_BN as usize;
+const CODES_PER_TILE: usize = constants::codebook::SEARCH_BN as usize;
 /// Warps (rows) per block of the one-warp-per-row kernels.
 const ROWS_WARPS: usize = constants::codebook::ROWS_WARPS as usize;
+/// Threads per block of the search kernels (and of the unfused baseline's GEMM).
+const SEARCH_THREADS: u32 = constants::codebook::SEARCH_THREADS;
+
+/// Dynamic shared memory of a search kernel (kernels/codebook.cu): the main loop's stages
+/// of 64 latents and 64 codes × 32 dims, in `elem`-byte tile elements, plus the resident
+/// latents (all of d in 32-dim tiles) when `resident`.
+fn search_smem(d: usize, elem: usize, resident: bool) -> u32 {
+    use constants::codebook::{SEARCH_BK, SEARCH_BM, SEARCH_BN, SEARCH_STAGES};
+    let pipeline = (SEARCH_STAGES * (SEARCH_BM + SEARCH_BN) * SEARCH_BK) as usize * elem;
+    let ktiles = d.div_ceil(SEARCH_BK as usize);
+    let latents = if resident { SEARCH_BM as usize * ktiles * SEARCH_BK as usize * elem } else { 0 };
+    (pipeline + latents) as u32
+}
+
 /// Largest d the tensor-core path keeps resident in shared memory.
 const MMA_MAX_D: usize = constants::codebook::MMA_MAX_D as usize;
 /// Fewest codes a split of the codebook gets (below this, splitting costs more than it gains).
@@ -391,18 +405,19 @@ impl<T: FloatElement> Codebook<T> {
             crate::device::emulator::hint_flops(search_flops);
             match plan.path {
                 SearchPath::Simt | SearchPath::Auto => {
-                    let cfg =
-                        LaunchConfig { grid: (grid_x, plan.splits as u32, 1), block: (256, 1, 1), shared_mem_bytes: 0 };
+                    let resident = self.d <= constants::codebook::SIMT_RESIDENT_MAX_D as usize;
+                    let cfg = LaunchConfig {
+                        grid: (grid_x, plan.splits as u32, 1),
+                        block: (SEARCH_THREADS, 1, 1),
+                        shared_mem_bytes: search_smem(self.d, 4, resident),
+                    };
                     codebook_search_simt(device, &cfg, zs, es, &self.sqnorm, &mut keys, n32, k32, d32, cps)?;
                 }
                 SearchPath::TensorCore => {
-                    // A tiles of all d plus two B stages of MMA_BK dims, rows padded by 8 halves (mma_tile.cuh).
-                    let bk = constants::codebook::MMA_BK as usize;
-                    let smem = ROWS_PER_BLOCK * (self.d + 8) * 2 + 2 * CODES_PER_TILE * (bk + 8) * 2;
                     let cfg = LaunchConfig {
                         grid: (grid_x, plan.splits as u32, 1),
-                        block: (128, 1, 1),
-                        shared_mem_bytes: smem as u32,
+                        block: (SEARCH_THREADS, 1, 1),
+                        shared_mem_bytes: search_smem(self.d, 2, true),
                     };
                     codebook_search_mma(device, &cfg, zs, es, &self.sqnorm, &mut keys, n32, k32, d32, cps)?;
                 }
@@ -413,7 +428,11 @@ impl<T: FloatElement> Codebook<T> {
                         .ok()
                         .filter(|&y| y <= 65535)
                         .ok_or_else(|| Error::invalid("entries", "too many entries for the unfused baseline's grid"))?;
-                    let cfg = LaunchConfig { grid: (grid_x, grid_y, 1), block: (256, 1, 1), shared_mem_bytes: 0 };
+                    let cfg = LaunchConfig {
+                        grid: (grid_x, grid_y, 1),
+                        block: (SEARCH_THREADS, 1, 1),
+                        shared_mem_bytes: search_smem(self.d, 4, false),
+                    };
                     codebook_distances(device, &cfg, zs, es, &self.sqnorm, &mut dist, n32, k32, d32)?;
                     let cfg = LaunchConfig::for_items(n, ROWS_WARPS, 256, 0)?;
                     codebook_argmin(device, &cfg, &dist, &mut keys, n32, k32)?;
