@@ -3,5 +3,6 @@
 
 pub mod binary_quant;
 pub mod codebook;
+pub mod embedding;
 pub mod fsq;
 pub mod kmeans;
