@@ -22,7 +22,12 @@ const CLASSES: usize = 1000;
 fn report(device: &Device, what: &str, bytes: u64, per_iter: Duration) {
     if let Some(peak) = device.peak_memory_bandwidth() {
         let achieved = bytes as f64 / per_iter.as_secs_f64();
-        eprintln!("{what}: {:.1} GB/s = {:.1}% of peak {:.0} GB/s", achieved / 1e9, 100.0 * achieved / peak, peak / 1e9);
+        eprintln!(
+            "{what}: {:.1} GB/s = {:.1}% of peak {:.0} GB/s",
+            achieved / 1e9,
+            100.0 * achieved / peak,
+            peak / 1e9
+        );
     }
 }
 
@@ -44,7 +49,12 @@ fn bench_timestep<T: FloatElement>(c: &mut Criterion, device: &Device, batches: 
     group.finish();
 }
 
-fn bench_label<T: FloatElement>(c: &mut Criterion, device: &Device, batches: &[usize], kernels: &[LabelEmbeddingKernel]) {
+fn bench_label<T: FloatElement>(
+    c: &mut Criterion,
+    device: &Device,
+    batches: &[usize],
+    kernels: &[LabelEmbeddingKernel],
+) {
     let table: Vec<T> = (0..(CLASSES + 1) * LABEL_DIM).map(|i| T::from_f32(common::spread(i) - 0.5)).collect();
     let table = device.upload(&table).unwrap();
     let mut group = c.benchmark_group(format!("label_embedding_{:?}_{:?}", T::DTYPE, device.kind()));

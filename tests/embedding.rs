@@ -193,8 +193,14 @@ fn timestep_embedding_into_views_at_any_offset() {
             let tb = device.upload(&t).unwrap();
             let total = t.len() * dim + 8;
             let mut out = device.upload(&vec![f32::NAN; total]).unwrap();
-            timestep_embedding_into(&device, &tb, dim, DEFAULT_MAX_PERIOD, out.view_mut(offset..offset + t.len() * dim).unwrap())
-                .unwrap();
+            timestep_embedding_into(
+                &device,
+                &tb,
+                dim,
+                DEFAULT_MAX_PERIOD,
+                out.view_mut(offset..offset + t.len() * dim).unwrap(),
+            )
+            .unwrap();
             let got = out.download().unwrap();
             assert!(got[..offset].iter().chain(&got[offset + t.len() * dim..]).all(|v| v.is_nan()), "outside the view");
             let g: Vec<f64> = got[offset..offset + t.len() * dim].iter().map(|&v| v as f64).collect();
@@ -350,7 +356,8 @@ fn label_embedding_views_at_any_offset() {
             let n = labels.len() * dim;
             let mut out = device.upload(&vec![f32::NAN; n + 8]).unwrap();
             let table_view = tb.view(offset..offset + (classes + 1) * dim).unwrap();
-            label_embedding_into(&device, &l, table_view, classes, dim, out.view_mut(offset..offset + n).unwrap()).unwrap();
+            label_embedding_into(&device, &l, table_view, classes, dim, out.view_mut(offset..offset + n).unwrap())
+                .unwrap();
             let got = out.download().unwrap();
             assert_eq!(bits(&got[offset..offset + n]), bits(&want), "offset {offset} on {}", device.name());
             assert!(got[..offset].iter().chain(&got[offset + n..]).all(|v| v.is_nan()));
@@ -374,7 +381,10 @@ fn out_of_range_label_names_labels_and_its_row() {
                 .and_then(|_| out.download());
             match r {
                 Err(Error::InvalidValue { op: "label_embedding", arg: "labels", row: 123, .. }) => {}
-                other => panic!("{kernel:?} on {}: expected InvalidValue naming labels, row 123, got {other:?}", device.name()),
+                other => panic!(
+                    "{kernel:?} on {}: expected InvalidValue naming labels, row 123, got {other:?}",
+                    device.name()
+                ),
             }
             // The bad rows are zeros, the others their table rows.
             let got = out.download().unwrap();
@@ -456,5 +466,17 @@ fn reruns_are_bit_identical() {
             let want = run_label(&Device::cpu(), kernel, &labels, &tab, 1000, 72).unwrap();
             assert_eq!(bits(&a), bits(&want), "{kernel:?} on {} vs the Cpu backend", device.name());
         }
+    }
+}
+
+/// With max_period < 1 the frequencies exceed 1, so a finite t can overflow its argument:
+/// that row is flagged too (naming `t`), the rows before it are exact.
+#[test]
+fn overflowing_argument_names_t_and_its_row() {
+    let t = [1.0f32, 3.0e38, 2.0];
+    for device in all_devices() {
+        let tb = device.upload(&t).unwrap();
+        let r = timestep_embedding::<f32>(&device, &tb, 16, 0.5).and_then(|out| out.download());
+        assert!(matches!(r, Err(Error::InvalidValue { arg: "t", row: 1, .. })), "{}: {r:?}", device.name());
     }
 }

@@ -192,9 +192,8 @@ pub fn label_embedding_into_using<'a, T: FloatElement>(
         .ok()
         .filter(|&c| c < u32::MAX)
         .ok_or_else(|| Error::invalid("num_classes", format!("{num_classes} is more than {}", u32::MAX - 1)))?;
-    let table_len = (num_classes + 1)
-        .checked_mul(dim)
-        .ok_or_else(|| Error::invalid("table", "(num_classes + 1)·dim overflows"))?;
+    let table_len =
+        (num_classes + 1).checked_mul(dim).ok_or_else(|| Error::invalid("table", "(num_classes + 1)·dim overflows"))?;
     check_len("table", table.len(), table_len)?;
     let n = labels.len();
     let total = n.checked_mul(dim).ok_or_else(|| Error::invalid("dim", "B·dim overflows"))?;
@@ -205,8 +204,11 @@ pub fn label_embedding_into_using<'a, T: FloatElement>(
 
     if device.kind() == BackendKind::Cpu {
         let (l, tb, o) = (host(&labels, "labels")?, host(&table, "table")?, host_mut(&mut out, "out")?);
-        return reference::embedding::label_embedding(l, tb, num_classes, dim, o).map_err(|row| {
-            Error::InvalidValue { op: LABEL_OP, arg: "labels", row, reason: LABEL_REASON }
+        return reference::embedding::label_embedding(l, tb, num_classes, dim, o).map_err(|row| Error::InvalidValue {
+            op: LABEL_OP,
+            arg: "labels",
+            row,
+            reason: LABEL_REASON,
         });
     }
     let n32 = row_count(n, "labels")?;
