@@ -29,6 +29,10 @@ pub use kernels::binary_quant::{
     BINARY_QUANT_MAX_GROUP_BITS,
 };
 pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
+pub use kernels::embedding::{
+    label_embedding, label_embedding_into, label_embedding_into_using, timestep_embedding, timestep_embedding_into,
+    LabelEmbeddingKernel, DEFAULT_MAX_PERIOD,
+};
 pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM, FSQ_MAX_THRESHOLDS};
 pub use kernels::gemm::{
     gemm_plan, linear, linear_into, linear_unfused_into, GemmEpilogue, GemmOptions, GemmPath, GemmPlan, GemmShape,

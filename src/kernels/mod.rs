@@ -8,6 +8,7 @@ pub(crate) mod constants;
 
 pub mod binary_quant;
 pub mod codebook;
+pub mod embedding;
 pub mod fsq;
 mod fsq_thresholds;
 pub mod kmeans;

@@ -3,6 +3,7 @@
 
 pub mod binary_quant;
 pub mod codebook;
+pub mod embedding;
 pub mod fsq;
 pub mod gemm;
 pub mod kmeans;

@@ -6,6 +6,7 @@
 
 mod binary_quant;
 mod codebook;
+mod embedding;
 mod fsq;
 mod kmeans;
 mod report;
@@ -143,6 +144,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(binary_quant::cases(device)?);
     all.extend(kmeans::cases(device)?);
     all.extend(residual_vq::cases(device)?);
+    all.extend(embedding::cases(device)?);
     Ok(all)
 }
 
