@@ -4,6 +4,7 @@
 //! machine-readable report (kernels/profile-report.txt, compared by CI). Every case calls
 //! only tessera's public API.
 
+mod adaln;
 mod binary_quant;
 mod codebook;
 mod fsq;
@@ -143,6 +144,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(binary_quant::cases(device)?);
     all.extend(kmeans::cases(device)?);
     all.extend(residual_vq::cases(device)?);
+    all.extend(adaln::cases(device)?);
     Ok(all)
 }
 
