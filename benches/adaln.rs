@@ -11,7 +11,9 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
-use tessera::{adaln_modulate_into, AdalnShape, BackendKind, Device, FloatElement, Modulation, NormKernel, NormOptions};
+use tessera::{
+    adaln_modulate_into, AdalnShape, BackendKind, Device, FloatElement, Modulation, NormKernel, NormOptions,
+};
 
 /// The op's minimum traffic: x in, y out, one shift and one scale row per sample.
 fn bytes_moved<T>(s: AdalnShape) -> u64 {
@@ -31,7 +33,8 @@ fn bench_device<T: FloatElement>(c: &mut Criterion, device: &Device, shape: Adal
     group.throughput(Throughput::Bytes(bytes));
     for &kernel in kernels {
         let options = NormOptions { kernel, ..NormOptions::default() };
-        let label = format!("{}/B{}xT{}xD{}", common::variant_label(device, kernel), shape.batch, shape.tokens, shape.dim);
+        let label =
+            format!("{}/B{}xT{}xD{}", common::variant_label(device, kernel), shape.batch, shape.tokens, shape.dim);
         let per_iter = common::bench_synced(&mut group, BenchmarkId::from_parameter(label), device, || {
             adaln_modulate_into(device, &x, shape, &m, &options, &mut y).unwrap();
         });

@@ -94,7 +94,8 @@ impl<T: FloatElement> Case<T> {
             all.push(NormKernel::Unfused);
             for kernel in all {
                 let got = to_f64(&self.run(&device, kernel).unwrap());
-                let ctx = format!("{what}: {kernel:?} on {} {:?} {:?} pad {}", device.name(), T::DTYPE, self.shape, self.pad);
+                let ctx =
+                    format!("{what}: {kernel:?} on {} {:?} {:?} pad {}", device.name(), T::DTYPE, self.shape, self.pad);
                 common::assert_close(&ctx, &got, &want, T::DTYPE, self.shape.dim);
             }
         }
@@ -188,7 +189,11 @@ fn layer_norm_case<T: FloatElement>(rows: usize, dim: usize, affine: bool, pad: 
             let options = NormOptions { kernel, ..NormOptions::default() };
             layer_norm_into(&device, xd.view(pad..).unwrap(), dim, affine.then_some(a), &options, &mut out).unwrap();
             let got = to_f64(&out.download().unwrap());
-            let ctx = format!("layer_norm affine={affine} {kernel:?} on {} {:?} rows {rows} D {dim}", device.name(), T::DTYPE);
+            let ctx = format!(
+                "layer_norm affine={affine} {kernel:?} on {} {:?} rows {rows} D {dim}",
+                device.name(),
+                T::DTYPE
+            );
             common::assert_close(&ctx, &got, &want, T::DTYPE, dim);
         }
     }
@@ -196,7 +201,8 @@ fn layer_norm_case<T: FloatElement>(rows: usize, dim: usize, affine: bool, pad: 
 
 #[test]
 fn layer_norm_matches_reference() {
-    for (i, (rows, dim)) in [(5usize, 1usize), (9, 7), (13, 33), (4, 385), (3, 768), (2, 1025)].into_iter().enumerate() {
+    for (i, (rows, dim)) in [(5usize, 1usize), (9, 7), (13, 33), (4, 385), (3, 768), (2, 1025)].into_iter().enumerate()
+    {
         for affine in [true, false] {
             layer_norm_case::<f32>(rows, dim, affine, i % 2, i as u64);
             layer_norm_case::<f16>(rows, dim, affine, 0, i as u64 + 10);
@@ -222,7 +228,12 @@ fn constant_rows<T: FloatElement>() {
                     let b = i / (3 * dim);
                     let shift = case.emb[b * 6 * dim + i % dim];
                     assert!(g.to_f32().is_finite(), "{kernel:?} {:?} D {dim}: y[{i}] = {g:?}", T::DTYPE);
-                    assert_eq!(g.to_f32(), shift.to_f32(), "{kernel:?} {:?} D {dim}: y[{i}] is not the shift", T::DTYPE);
+                    assert_eq!(
+                        g.to_f32(),
+                        shift.to_f32(),
+                        "{kernel:?} {:?} D {dim}: y[{i}] is not the shift",
+                        T::DTYPE
+                    );
                     assert_eq!(w.to_f32(), shift.to_f32());
                 }
             }
@@ -390,7 +401,11 @@ fn bad_arguments_are_typed_errors() {
         // layer_norm
         let w = device.upload(&vec![1.0f32; d]).unwrap();
         let a = Affine::new(&w, &w);
-        let ln = |x: &tessera::DeviceBuffer<f32>, dim: usize, a: Option<Affine<'_, f32>>, o: &NormOptions, out: &mut tessera::DeviceBuffer<f32>| {
+        let ln = |x: &tessera::DeviceBuffer<f32>,
+                  dim: usize,
+                  a: Option<Affine<'_, f32>>,
+                  o: &NormOptions,
+                  out: &mut tessera::DeviceBuffer<f32>| {
             invalid_arg(layer_norm_into(&device, x, dim, a, o, out))
         };
         assert_eq!(ln(&x, 0, Some(a), &opts, &mut out), "dim");

@@ -3,9 +3,7 @@
 //! modulation buffer; and ViT's affine LayerNorm (bf16, 128 rows of 768).
 
 use super::{measure, setup, value, Case, ProfileError};
-use tessera::{
-    adaln_modulate, layer_norm, AdalnShape, Affine, Device, FloatElement, Modulation, NormOptions,
-};
+use tessera::{adaln_modulate, layer_norm, AdalnShape, Affine, Device, FloatElement, Modulation, NormOptions};
 
 const SHAPE: AdalnShape = AdalnShape { batch: 2, tokens: 64, dim: 1152 };
 
@@ -16,14 +14,10 @@ fn modulate<T: FloatElement>(device: &Device) -> Result<Case, ProfileError> {
     let x = setup("adaln", device.upload(&x))?;
     let emb = setup("adaln", device.upload(&emb))?;
     let m = setup("adaln", Modulation::chunks(&emb, dim, 6, 0, 1))?;
-    measure(
-        format!("adaln.modulate.{}", T::DTYPE.suffix()),
-        format!("B={batch} T={tokens} D={dim} stride=6D"),
-        || {
-            adaln_modulate(device, &x, SHAPE, &m, &NormOptions::default())?;
-            device.synchronize()
-        },
-    )
+    measure(format!("adaln.modulate.{}", T::DTYPE.suffix()), format!("B={batch} T={tokens} D={dim} stride=6D"), || {
+        adaln_modulate(device, &x, SHAPE, &m, &NormOptions::default())?;
+        device.synchronize()
+    })
 }
 
 fn vit_layer_norm<T: FloatElement>(device: &Device) -> Result<Case, ProfileError> {
