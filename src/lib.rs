@@ -24,6 +24,10 @@ pub mod selftest_checks;
 
 pub use device::{BackendKind, BufferView, BufferViewMut, DType, Device, DeviceBuffer, Element, FloatElement};
 pub use error::{Error, Result};
+pub use kernels::adaln::{
+    adaln_modulate, adaln_modulate_into, layer_norm, layer_norm_into, AdalnShape, Affine, Modulation, NormKernel,
+    NormOptions, ADALN_DEFAULT_EPS, ADALN_MAX_DIM,
+};
 pub use kernels::binary_quant::{
     BinaryQuantKernel, BinaryQuantOp, BinaryQuantized, BinaryQuantizer, BINARY_QUANT_MAX_DIM,
     BINARY_QUANT_MAX_GROUP_BITS,

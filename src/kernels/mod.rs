@@ -6,6 +6,7 @@ pub(crate) mod launch;
 pub(crate) mod checks;
 pub(crate) mod constants;
 
+pub mod adaln;
 pub mod binary_quant;
 pub mod codebook;
 pub mod embedding;

@@ -4,6 +4,7 @@
 //! machine-readable report (kernels/profile-report.txt, compared by CI). Every case calls
 //! only tessera's public API.
 
+mod adaln;
 mod binary_quant;
 mod codebook;
 mod embedding;
@@ -145,6 +146,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(kmeans::cases(device)?);
     all.extend(residual_vq::cases(device)?);
     all.extend(embedding::cases(device)?);
+    all.extend(adaln::cases(device)?);
     Ok(all)
 }
 
