@@ -295,8 +295,10 @@ TESSERA_KERNEL void __launch_bounds__(ROWS_WARPS * 32)
         distances_gemm<T>(z, e, e_sqnorm, out, n, k, d);                                                          \
     }
 
+// Min. blocks 1: without it ptxas (CUDA 13, sm_80) caps the tensor-core search at 128
+// registers and spills 28 bytes; with it, 150 registers and no spill (3 blocks per SM).
 #define CODEBOOK_MMA_KERNEL(T, SUFFIX)                                                                         \
-    TESSERA_KERNEL void __launch_bounds__(SEARCH_THREADS)                                                      \
+    TESSERA_KERNEL void __launch_bounds__(SEARCH_THREADS, 1)                                                   \
         codebook_search_mma_##SUFFIX(const T* z, const T* e, const float* e_sqnorm, unsigned long long* keys,  \
                                      unsigned n, unsigned k, unsigned d, unsigned codes_per_split) {           \
         search<MmaSearch, MMA_OP, T, MMA_MAX_D>(z, e, e_sqnorm, keys, n, k, d, codes_per_split);                          \

@@ -108,7 +108,10 @@ __device__ __forceinline__ void gemm_reduce(const float* __restrict__ workspace,
             v[2] += s.z;
             v[3] += s.w;
         } else {
-            for (unsigned e = 0; e < count; ++e) v[e] += src[e];
+#pragma unroll
+            for (unsigned e = 0; e < 4; ++e) {
+                if (e < count) v[e] += src[e];
+            }
         }
     }
     epi.store(row, col, v, count);

@@ -43,7 +43,10 @@ __device__ __forceinline__ void load_vec(const T* p, float (&v)[V], unsigned cou
 #pragma unroll
         for (unsigned i = 0; i < V; ++i) v[i] = to_float(e[i]);
     } else {
-        for (unsigned i = 0; i < count; ++i) v[i] = to_float(p[i]);
+#pragma unroll
+        for (unsigned i = 0; i < V; ++i) {
+            if (i < count) v[i] = to_float(p[i]);  // unrolled with a guard: v stays in registers
+        }
     }
 }
 // Stores `count` (≤ V) values to p in T; a full, aligned vector in one 16-byte store.
@@ -55,7 +58,10 @@ __device__ __forceinline__ void store_vec(T* p, const float (&v)[V], unsigned co
         for (unsigned i = 0; i < V; ++i) e[i] = from_float<T>(v[i]);
         store16(p, *reinterpret_cast<const uint4*>(e));
     } else {
-        for (unsigned i = 0; i < count; ++i) p[i] = from_float<T>(v[i]);
+#pragma unroll
+        for (unsigned i = 0; i < V; ++i) {
+            if (i < count) p[i] = from_float<T>(v[i]);
+        }
     }
 }
 
@@ -123,9 +129,12 @@ struct UnpatchifyLatents {
     template <unsigned V>
     __device__ __forceinline__ void store(unsigned row, unsigned col, float (&v)[V], unsigned count) const {
         bias_activation<S, EpiKind::Bias>(bias, col, v, count);
-        for (unsigned e = 0; e < count; ++e) {
-            const FoldIndex f(row, col + e, p);
-            out[(((size_t)f.b * p.channels + f.c) * p.height + f.y) * p.width + f.x] = from_float<Out>(v[e]);
+#pragma unroll
+        for (unsigned e = 0; e < V; ++e) {
+            if (e < count) {
+                const FoldIndex f(row, col + e, p);
+                out[(((size_t)f.b * p.channels + f.c) * p.height + f.y) * p.width + f.x] = from_float<Out>(v[e]);
+            }
         }
     }
 };
@@ -142,7 +151,9 @@ struct UnpatchifyImage {
     template <unsigned V>
     __device__ __forceinline__ void store(unsigned row, unsigned col, float (&v)[V], unsigned count) const {
         bias_activation<S, EpiKind::Bias>(bias, col, v, count);
-        for (unsigned e = 0; e < count; ++e) {
+#pragma unroll
+        for (unsigned e = 0; e < V; ++e) {
+            if (e >= count) break;
             const FoldIndex f(row, col + e, p);
             const float unit = __fmaf_rn(v[e], p.std_dev[f.c], p.mean[f.c]);
             const float scaled = rintf(__fmul_rn(unit, 255.0f));
@@ -218,7 +229,10 @@ struct DistanceMatrix {
     unsigned k;
     template <unsigned V>
     __device__ __forceinline__ void store(unsigned row, unsigned col, float (&v)[V], unsigned count) const {
-        for (unsigned e = 0; e < count; ++e) v[e] = fmaf(-2.0f, v[e], e_sqnorm[col + e]);
+#pragma unroll
+        for (unsigned e = 0; e < V; ++e) {
+            if (e < count) v[e] = fmaf(-2.0f, v[e], e_sqnorm[col + e]);
+        }
         store_vec<float, V>(out + (size_t)row * k + col, v, count);
     }
 };

@@ -354,8 +354,8 @@ __device__ __forceinline__ void store_tile(const float (&acc)[TileT::MI][TileT::
     float* st = smem + warp * 16 * STRIDE;
     constexpr unsigned VECS_PER_ROW = TileT::WN / V;
     constexpr unsigned CHUNKS = V / 4;  // float4 reads per vector
-#pragma unroll 1
-    for (unsigned i = 0; i < TileT::MI; ++i) {
+#pragma unroll
+    for (unsigned i = 0; i < TileT::MI; ++i) {  // unrolled: acc stays in registers
 #pragma unroll
         for (unsigned j = 0; j < TileT::NJ; ++j) {
 #pragma unroll
@@ -369,16 +369,24 @@ __device__ __forceinline__ void store_tile(const float (&acc)[TileT::MI][TileT::
             const unsigned r = q / VECS_PER_ROW, vcol = (q % VECS_PER_ROW) * V;
             const unsigned row = wrow0 + 16 * i + r, col = wcol0 + vcol;
             float v[V];
-            // Chunk order rotated by the vector's position within its quarter-warp's row so
-            // that the eight lanes of a quarter read eight distinct bank groups.
+            const float* src = st + r * STRIDE + vcol;
+            if constexpr (CHUNKS == 2) {
+                // The second half of a quarter-warp's lanes reads its two chunks in the other
+                // order, so that the eight lanes of each read hit eight distinct bank groups
+                // (their vectors are 32 bytes apart). Addresses are selected, not indices:
+                // v stays in registers.
+                const bool swap = (q % 8) >= 4;
+                const float4 first = *reinterpret_cast<const float4*>(src + (swap ? 4 : 0));
+                const float4 second = *reinterpret_cast<const float4*>(src + (swap ? 0 : 4));
+                const float4 lo = swap ? second : first, hi = swap ? first : second;
+                v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w;
+                v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+            } else {
 #pragma unroll
-            for (unsigned u = 0; u < CHUNKS; ++u) {
-                const unsigned cc = (u + (q % 8) / (8 / CHUNKS > 0 ? 8 / CHUNKS : 1)) % CHUNKS;
-                const float4 x = *reinterpret_cast<const float4*>(st + r * STRIDE + vcol + 4 * cc);
-                v[4 * cc] = x.x;
-                v[4 * cc + 1] = x.y;
-                v[4 * cc + 2] = x.z;
-                v[4 * cc + 3] = x.w;
+                for (unsigned u = 0; u < CHUNKS; ++u) {
+                    const float4 x = *reinterpret_cast<const float4*>(src + 4 * u);
+                    v[4 * u] = x.x, v[4 * u + 1] = x.y, v[4 * u + 2] = x.z, v[4 * u + 3] = x.w;
+                }
             }
             if (row < m && col < n) epi.store(row, col, v, min(V, n - col));
         }
