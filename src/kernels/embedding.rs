@@ -228,3 +228,46 @@ pub fn label_embedding_into_using<'a, T: FloatElement>(
     status.defer(LABEL_OP, "labels", LABEL_REASON);
     Ok(())
 }
+
+/// The weights of DiT's timestep MLP (diffusers' `TimestepEmbedding`: `linear_1`, SiLU,
+/// `linear_2`), in nn.Linear's layout: `w1 [hidden, dim]`, `b1 [hidden]`, `w2 [hidden,
+/// hidden]`, `b2 [hidden]`.
+#[derive(Clone, Copy, Debug)]
+pub struct TimestepMlp<'a, T: FloatElement> {
+    /// `linear_1.weight`.
+    pub w1: BufferView<'a, T>,
+    /// `linear_1.bias`.
+    pub b1: BufferView<'a, T>,
+    /// `linear_2.weight`.
+    pub w2: BufferView<'a, T>,
+    /// `linear_2.bias`.
+    pub b2: BufferView<'a, T>,
+    /// The MLP's width (`time_embed_dim`).
+    pub hidden: usize,
+}
+
+/// The timestep MLP on an embedding `emb [B, dim]` (e.g. from [`timestep_embedding_into`]):
+/// `out = linear_2(silu(linear_1(emb)))`, two GEMMs (the first with the bias + SiLU
+/// epilogue) through `scratch [B, hidden]`; `out [B, hidden]`. Both GEMMs have m = B, so
+/// they take the skinny split-K kernel.
+pub fn timestep_mlp_into<'a, 's, 'o, T: FloatElement + crate::kernels::gemm::LinearOutput<T>>(
+    device: &Device,
+    emb: impl Into<BufferView<'a, T>>,
+    dim: usize,
+    mlp: &TimestepMlp<'a, T>,
+    scratch: impl Into<BufferViewMut<'s, T>>,
+    out: impl Into<BufferViewMut<'o, T>>,
+) -> Result<()> {
+    use crate::kernels::gemm::{linear_into, GemmEpilogue, GemmOptions, GemmShape};
+    let (emb, mut scratch) = (emb.into(), scratch.into());
+    check_dim(dim)?;
+    if emb.len() % dim != 0 {
+        return Err(Error::invalid("emb", format!("{} elements are not whole rows of dim = {dim}", emb.len())));
+    }
+    let batch = emb.len() / dim;
+    let options = GemmOptions::default();
+    let first = GemmShape { m: batch, n: mlp.hidden, k: dim };
+    linear_into(device, emb, mlp.w1, first, &GemmEpilogue::BiasSilu(mlp.b1), scratch.reborrow(), &options)?;
+    let second = GemmShape { m: batch, n: mlp.hidden, k: mlp.hidden };
+    linear_into(device, scratch.as_view(), mlp.w2, second, &GemmEpilogue::Bias(mlp.b2), out, &options)
+}

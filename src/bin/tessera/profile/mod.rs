@@ -9,6 +9,7 @@ mod binary_quant;
 mod codebook;
 mod embedding;
 mod fsq;
+mod gemm;
 mod kmeans;
 mod report;
 mod residual_vq;
@@ -147,6 +148,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(residual_vq::cases(device)?);
     all.extend(embedding::cases(device)?);
     all.extend(adaln::cases(device)?);
+    all.extend(gemm::cases(device)?);
     Ok(all)
 }
 
