@@ -6,3 +6,4 @@ pub mod codebook;
 pub mod fsq;
 pub mod gemm;
 pub mod kmeans;
+pub mod patchify;
