@@ -188,7 +188,17 @@ struct PatchEmbed {
                 v[e] = x;
             }
         }
-        store_vec<S, V>(out + (size_t)row * p.n + col, v, count);
+        // A full aligned vector in one 16-byte store; the right edge element by element
+        // (unrolled with a mask, so that v stays in registers).
+        S* dst = out + (size_t)row * p.n + col;
+        if (count == V && (reinterpret_cast<uintptr_t>(dst) & 15u) == 0) {
+            store_vec<S, V>(dst, v, V);
+        } else {
+#pragma unroll
+            for (unsigned e = 0; e < V; ++e) {
+                if (e < count) dst[e] = tessera::from_float<S>(v[e]);
+            }
+        }
     }
 };
 
