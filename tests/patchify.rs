@@ -409,7 +409,7 @@ fn bad_arguments_are_typed_errors() {
         arg_of(patchify_latents_into(&device, x, w, b, Some(pos.as_view()), s, &mut o))
     };
     assert_eq!(lat(PatchShape { height: 5, ..good }, &x, &w, &b, &pos), "shape.height");
-    assert_eq!(lat(PatchShape { height: 6, ..good }, &x, &w, &b, &pos), "shape.height");
+    assert_eq!(lat(PatchShape { height: 6, width: 8, patch: 4, ..good }, &x, &w, &b, &pos), "shape.height");
     assert_eq!(lat(PatchShape { width: 5, ..good }, &x, &w, &b, &pos), "shape.width");
     assert_eq!(lat(PatchShape { patch: 0, ..good }, &x, &w, &b, &pos), "shape.patch");
     assert_eq!(lat(PatchShape { channels: 0, ..good }, &x, &w, &b, &pos), "shape.channels");
