@@ -127,12 +127,7 @@ fn params(s: &PatchShape, n: usize, k: usize) -> Result<GemmParams> {
 }
 
 fn check_norm(norm: &ImageNorm<'_>, channels: usize, p: &mut GemmParams) -> Result<()> {
-    if channels > k::PATCH_MAX_IMAGE_CHANNELS as usize {
-        return Err(Error::invalid(
-            "shape.channels",
-            format!("{channels}; images have at most {} channels", k::PATCH_MAX_IMAGE_CHANNELS),
-        ));
-    }
+    check_image_channels(channels)?;
     check_len("mean", norm.mean.len(), channels, "one per channel")?;
     check_len("std", norm.std.len(), channels, "one per channel")?;
     if let Some(m) = norm.mean.iter().find(|m| !m.is_finite()) {
@@ -143,6 +138,17 @@ fn check_norm(norm: &ImageNorm<'_>, channels: usize, p: &mut GemmParams) -> Resu
     }
     p.mean[..channels].copy_from_slice(norm.mean);
     p.std_dev[..channels].copy_from_slice(norm.std);
+    Ok(())
+}
+
+/// Images carry at most PATCH_MAX_IMAGE_CHANNELS channels (the normalization's parameters).
+fn check_image_channels(channels: usize) -> Result<()> {
+    if channels > k::PATCH_MAX_IMAGE_CHANNELS as usize {
+        return Err(Error::invalid(
+            "shape.channels",
+            format!("{channels}; images have at most {} channels", k::PATCH_MAX_IMAGE_CHANNELS),
+        ));
+    }
     Ok(())
 }
 
@@ -223,6 +229,7 @@ pub fn patchify_image_into<'a, 'o, T: FloatElement>(
     out: impl Into<BufferViewMut<'o, T>>,
 ) -> Result<()> {
     let (image, w, bias, mut out) = (image.into(), weight.into(), bias.into(), out.into());
+    check_image_channels(shape.channels)?;
     let mut p = check_embed(&shape, &w, &bias, &pos, &out)?;
     let s = shape;
     check_norm(norm, s.channels, &mut p)?;
