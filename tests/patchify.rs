@@ -21,11 +21,11 @@ fn shape(batch: usize, channels: usize, gh: usize, gw: usize, patch: usize, dim:
 
 /// (B, C, grid_h, grid_w, p, D): ragged in every tile dimension, every patch size.
 const SHAPES: [(usize, usize, usize, usize, usize, usize); 5] = [
-    (1, 3, 3, 43, 2, 65),  // B·T = 129, K = 12
-    (2, 3, 2, 3, 8, 129),  // K = 192, D = 129
-    (1, 4, 5, 7, 1, 33),   // p = 1
-    (1, 3, 2, 2, 14, 40),  // p = 14, K = 588
-    (1, 3, 1, 2, 16, 24),  // p = 16, K = 768
+    (1, 3, 3, 43, 2, 65), // B·T = 129, K = 12
+    (2, 3, 2, 3, 8, 129), // K = 192, D = 129
+    (1, 4, 5, 7, 1, 33),  // p = 1
+    (1, 3, 2, 2, 14, 40), // p = 14, K = 588
+    (1, 3, 1, 2, 16, 24), // p = 16, K = 768
 ];
 
 fn ints<T: FloatElement>(rng: &mut Rng, len: usize, lo: i64, hi: i64, scale: f32) -> Vec<T> {
@@ -87,8 +87,12 @@ const IMAGENET_MEAN: [f32; 4] = [0.485, 0.456, 0.406, 0.5];
 const IMAGENET_STD: [f32; 4] = [0.229, 0.224, 0.225, 0.25];
 
 fn run_latents<T: FloatElement>(device: &Device, c: &Embed<T>, with_pos: bool) -> Vec<f64> {
-    let (x, w, b, pos) =
-        (device.upload(&c.x).unwrap(), device.upload(&c.w).unwrap(), device.upload(&c.bias).unwrap(), device.upload(&c.pos).unwrap());
+    let (x, w, b, pos) = (
+        device.upload(&c.x).unwrap(),
+        device.upload(&c.w).unwrap(),
+        device.upload(&c.bias).unwrap(),
+        device.upload(&c.pos).unwrap(),
+    );
     let mut out = device.zeros::<T>(c.out_len()).unwrap();
     patchify_latents_into(device, &x, &w, &b, with_pos.then(|| pos.as_view()), c.s, &mut out).unwrap();
     f64s(&out.download().unwrap())
@@ -136,7 +140,11 @@ fn integer_exact<T: FloatElement>() {
         let c = Embed::<T>::integers(shape(b, ch, gh, gw, p, d), 10 + i as u64);
         let what = format!("{:?} {:?}", T::DTYPE, c.s);
         for with_pos in [true, false] {
-            assert_bits(&format!("latents {what} pos {with_pos}"), &run_latents(&device, &c, with_pos), &want_latents(&c, with_pos));
+            assert_bits(
+                &format!("latents {what} pos {with_pos}"),
+                &run_latents(&device, &c, with_pos),
+                &want_latents(&c, with_pos),
+            );
         }
         let (mean, std) = norm(&EXACT_MEAN, &EXACT_STD, ch);
         assert_bits(&format!("image {what}"), &run_image(&device, &c, &mean, &std), &want_image(&c, &mean, &std));
@@ -197,7 +205,8 @@ fn unfused_baseline_matches() {
         device.upload(&c.pos).unwrap(),
     );
     let mut out = device.zeros::<f32>(c.out_len()).unwrap();
-    patchify_unfused_into(&device, PatchInput::Latents(x.as_view()), &w, &b, Some(pos.as_view()), c.s, &mut out).unwrap();
+    patchify_unfused_into(&device, PatchInput::Latents(x.as_view()), &w, &b, Some(pos.as_view()), c.s, &mut out)
+        .unwrap();
     assert_bits("unfused latents", &f64s(&out.download().unwrap()), &want_latents(&c, true));
     let (mean, std) = norm(&EXACT_MEAN, &EXACT_STD, 3);
     let nm = ImageNorm { mean: &mean, std: &std };
@@ -241,14 +250,21 @@ impl<T: FloatElement> Unpatch<T> {
 fn unpatchify_exact<T: FloatElement>() {
     let device = Device::emulator();
     // (B, C, gh, gw, p, K): B·T = 129 tokens and n = 12; n = 192 (two column tiles); p = 1.
-    for (i, &(b, ch, gh, gw, p, k)) in [(1, 3, 3, 43, 2, 33), (2, 3, 2, 3, 8, 40), (1, 4, 3, 5, 1, 17)].iter().enumerate() {
+    for (i, &(b, ch, gh, gw, p, k)) in
+        [(1, 3, 3, 43, 2, 33), (2, 3, 2, 3, 8, 40), (1, 4, 3, 5, 1, 17)].iter().enumerate()
+    {
         let c = Unpatch::<T>::integers(shape(b, ch, gh, gw, p, k), 50 + i as u64, 1.0);
-        let (t, w, bias) = (device.upload(&c.tokens).unwrap(), device.upload(&c.w).unwrap(), device.upload(&c.bias).unwrap());
+        let (t, w, bias) =
+            (device.upload(&c.tokens).unwrap(), device.upload(&c.w).unwrap(), device.upload(&c.bias).unwrap());
         let mut out = device.zeros::<T>(c.pixels()).unwrap();
         unpatchify_latents_into(&device, &t, &w, &bias, c.s, &mut out).unwrap();
         let mut want = vec![T::from_f32(0.0); c.pixels()];
         reference::unpatchify_latents(&c.tokens, &c.w, &c.bias, &c.s, &mut want);
-        assert_bits(&format!("unpatchify latents {:?} {:?}", T::DTYPE, c.s), &f64s(&out.download().unwrap()), &f64s(&want));
+        assert_bits(
+            &format!("unpatchify latents {:?} {:?}", T::DTYPE, c.s),
+            &f64s(&out.download().unwrap()),
+            &f64s(&want),
+        );
         // Images: the integer values v ∈ [−82, 82] map to 255·(v/255 + 0.5)-ish bytes, some clamped.
         let (mean, std) = (vec![0.5f32, 0.25, 0.75, 0.0][..ch].to_vec(), vec![1.0f32 / 64.0; ch]);
         let nm = ImageNorm { mean: &mean, std: &std };
@@ -383,7 +399,8 @@ fn reruns_are_bit_identical() {
 fn empty_batch_launches_nothing() {
     let device = Device::emulator();
     let s = shape(0, 3, 2, 2, 2, 8);
-    let (x, w, b) = (device.zeros::<f32>(0).unwrap(), device.zeros::<f32>(8 * 12).unwrap(), device.zeros::<f32>(8).unwrap());
+    let (x, w, b) =
+        (device.zeros::<f32>(0).unwrap(), device.zeros::<f32>(8 * 12).unwrap(), device.zeros::<f32>(8).unwrap());
     let mut out = device.zeros::<f32>(0).unwrap();
     patchify_latents_into(&device, &x, &w, &b, None, s, &mut out).unwrap();
     let s = PatchShape { dim: 8, ..s };
@@ -404,7 +421,11 @@ fn bad_arguments_are_typed_errors() {
     let good = shape(1, 3, 2, 2, 2, 8); // H = W = 4, T = 4, K = 12
     let buf = |n: usize| device.zeros::<f32>(n).unwrap();
     let (x, w, b, pos, out) = (buf(48), buf(96), buf(8), buf(32), buf(32));
-    let lat = |s: PatchShape, x: &tessera::DeviceBuffer<f32>, w: &tessera::DeviceBuffer<f32>, b: &tessera::DeviceBuffer<f32>, pos: &tessera::DeviceBuffer<f32>| {
+    let lat = |s: PatchShape,
+               x: &tessera::DeviceBuffer<f32>,
+               w: &tessera::DeviceBuffer<f32>,
+               b: &tessera::DeviceBuffer<f32>,
+               pos: &tessera::DeviceBuffer<f32>| {
         let mut o = buf(out.len());
         arg_of(patchify_latents_into(&device, x, w, b, Some(pos.as_view()), s, &mut o))
     };
@@ -436,7 +457,10 @@ fn bad_arguments_are_typed_errors() {
     assert_eq!(arg_of(unpatchify_latents_into(&device, &t, &buf(95), &b2, up, &mut buf(48))), "weight");
     assert_eq!(arg_of(unpatchify_latents_into(&device, &t, &w2, &buf(11), up, &mut buf(48))), "bias");
     assert_eq!(arg_of(unpatchify_latents_into(&device, &t, &w2, &b2, up, &mut buf(47))), "out");
-    assert_eq!(arg_of(unpatchify_latents_into(&device, &t, &w2, &b2, PatchShape { width: 3, ..up }, &mut buf(48))), "shape.width");
+    assert_eq!(
+        arg_of(unpatchify_latents_into(&device, &t, &w2, &b2, PatchShape { width: 3, ..up }, &mut buf(48))),
+        "shape.width"
+    );
     let nm = ImageNorm { mean: &m3, std: &s3 };
     let mut o8 = device.zeros::<u8>(47).unwrap();
     assert_eq!(arg_of(unpatchify_image_into(&device, &t, &w2, &b2, &nm, up, &mut o8)), "out");

@@ -204,7 +204,14 @@ pub fn patchify_latents_into<'a, 'o, T: FloatElement>(
     }
     if device.kind() == BackendKind::Cpu {
         let pos = pos.as_ref().map(|v| host(v, "pos")).transpose()?;
-        reference::patchify_latents(host(&x, "x")?, host(&w, "weight")?, host(&bias, "bias")?, pos, &s, host_mut(&mut out, "out")?);
+        reference::patchify_latents(
+            host(&x, "x")?,
+            host(&w, "weight")?,
+            host(&bias, "bias")?,
+            pos,
+            &s,
+            host_mut(&mut out, "out")?,
+        );
         return Ok(());
     }
     crate::device::emulator::hint_flops(2 * p.m as u64 * p.n as u64 * p.k as u64);

@@ -8,6 +8,7 @@ mod binary_quant;
 mod codebook;
 mod fsq;
 mod kmeans;
+mod patchify;
 mod report;
 mod residual_vq;
 
@@ -143,6 +144,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(binary_quant::cases(device)?);
     all.extend(kmeans::cases(device)?);
     all.extend(residual_vq::cases(device)?);
+    all.extend(patchify::cases(device)?);
     Ok(all)
 }
 
