@@ -45,6 +45,10 @@ pub use kernels::gemm::{
 pub use kernels::kmeans::{
     fit_codebook, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
 };
+pub use kernels::patchify::{
+    patchify_image, patchify_image_into, patchify_latents, patchify_latents_into, patchify_unfused_into,
+    sincos_pos_embed_2d, unpatchify_image_into, unpatchify_latents_into, ImageNorm, PatchInput, PatchShape,
+};
 pub use kernels::residual_vq::{ResidualVq, ResidualVqOutput};
 
 /// Facts about the CUDA side of this build and host, for `tessera doctor`.

@@ -16,3 +16,4 @@ pub mod kmeans;
 pub(crate) mod radix_sort;
 pub mod residual_vq;
 pub mod gemm;
+pub mod patchify;

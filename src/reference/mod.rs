@@ -8,3 +8,4 @@ pub mod embedding;
 pub mod fsq;
 pub mod gemm;
 pub mod kmeans;
+pub mod patchify;

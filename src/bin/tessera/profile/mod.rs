@@ -11,6 +11,7 @@ mod embedding;
 mod fsq;
 mod gemm;
 mod kmeans;
+mod patchify;
 mod report;
 mod residual_vq;
 
@@ -149,6 +150,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(embedding::cases(device)?);
     all.extend(adaln::cases(device)?);
     all.extend(gemm::cases(device)?);
+    all.extend(patchify::cases(device)?);
     Ok(all)
 }
 
