@@ -58,7 +58,11 @@ fn bench_shape(c: &mut Criterion, device: &Device, name: &str, shape: GemmShape,
         });
         if let Some(peak) = device.peak_flops(tessera::DType::BF16) {
             let achieved = flops as f64 / per_iter.as_secs_f64();
-            eprintln!("{name} {epi:?} {label}: {:.1} TFLOP/s = {:.1}% of peak", achieved / 1e12, 100.0 * achieved / peak);
+            eprintln!(
+                "{name} {epi:?} {label}: {:.1} TFLOP/s = {:.1}% of peak",
+                achieved / 1e12,
+                100.0 * achieved / peak
+            );
         }
     }
     group.finish();
@@ -75,7 +79,14 @@ fn gemm_benches(c: &mut Criterion) {
             // Batch 32 at 256² → 256 tokens each: m = 8192; the ViT tokenizer: 1024 tokens × 8.
             for (name, d) in [("dit_s", 384), ("dit_b", 768), ("dit_l", 1024), ("dit_xl", 1152)] {
                 bench_shape(c, &gpu, &format!("{name}_qkv"), GemmShape { m: 8192, n: 3 * d, k: d }, Epi::Bias, 256);
-                bench_shape(c, &gpu, &format!("{name}_mlp1"), GemmShape { m: 8192, n: 4 * d, k: d }, Epi::BiasGelu, 256);
+                bench_shape(
+                    c,
+                    &gpu,
+                    &format!("{name}_mlp1"),
+                    GemmShape { m: 8192, n: 4 * d, k: d },
+                    Epi::BiasGelu,
+                    256,
+                );
                 bench_shape(c, &gpu, &format!("{name}_mlp2"), GemmShape { m: 8192, n: d, k: 4 * d }, Epi::Gated, 256);
                 bench_shape(c, &gpu, &format!("{name}_adaln"), GemmShape { m: 32, n: 6 * d, k: d }, Epi::Bias, 1);
             }

@@ -102,11 +102,11 @@ __device__ __forceinline__ void gemm_reduce(const float* __restrict__ workspace,
     for (unsigned z = 0; z < splits; ++z) {
         const float* src = workspace + z * plane + (size_t)row * p.n + col;
         if (vec) {
-            const float4 s = *reinterpret_cast<const float4*>(src);
-            v[0] += s.x;
-            v[1] += s.y;
-            v[2] += s.z;
-            v[3] += s.w;
+            const uint4 raw = tessera::load16(src);  // one 16-byte load per thread and split
+            v[0] += __uint_as_float(raw.x);
+            v[1] += __uint_as_float(raw.y);
+            v[2] += __uint_as_float(raw.z);
+            v[3] += __uint_as_float(raw.w);
         } else {
 #pragma unroll
             for (unsigned e = 0; e < 4; ++e) {

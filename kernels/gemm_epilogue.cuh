@@ -57,6 +57,12 @@ __device__ __forceinline__ void store_vec(T* p, const float (&v)[V], unsigned co
 #pragma unroll
         for (unsigned i = 0; i < V; ++i) e[i] = from_float<T>(v[i]);
         store16(p, *reinterpret_cast<const uint4*>(e));
+    } else if (count == V && V * sizeof(T) == 8 && (reinterpret_cast<uintptr_t>(p) & 7u) == 0) {
+        // Four 16-bit values (the split-K reduction's vectors): one 8-byte store.
+        T e[V];
+#pragma unroll
+        for (unsigned i = 0; i < V; ++i) e[i] = from_float<T>(v[i]);
+        *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(e);
     } else {
 #pragma unroll
         for (unsigned i = 0; i < V; ++i) {
@@ -155,7 +161,10 @@ struct UnpatchifyImage {
         for (unsigned e = 0; e < V; ++e) {
             if (e >= count) break;
             const FoldIndex f(row, col + e, p);
-            const float unit = __fmaf_rn(v[e], p.std_dev[f.c], p.mean[f.c]);
+            // Selects, not an index by f.c: the parameters stay in registers.
+            const float sd = f.c == 0 ? p.std_dev[0] : f.c == 1 ? p.std_dev[1] : f.c == 2 ? p.std_dev[2] : p.std_dev[3];
+            const float mu = f.c == 0 ? p.mean[0] : f.c == 1 ? p.mean[1] : f.c == 2 ? p.mean[2] : p.mean[3];
+            const float unit = __fmaf_rn(v[e], sd, mu);
             const float scaled = rintf(__fmul_rn(unit, 255.0f));
             const float clamped = fminf(fmaxf(scaled, 0.0f), 255.0f);  // fmaxf(NaN, 0) = 0
             out[(((size_t)f.b * p.height + f.y) * p.width + f.x) * p.channels + f.c] = (unsigned char)clamped;

@@ -89,12 +89,9 @@ fn epilogue<'a, T: FloatElement>(
         Kind::Bias => GemmEpilogue::Bias(bias),
         Kind::Gelu => GemmEpilogue::BiasGelu(bias),
         Kind::Silu => GemmEpilogue::BiasSilu(bias),
-        Kind::Gated => GemmEpilogue::GatedResidual {
-            bias,
-            gate,
-            gate_stride: case.gate_stride,
-            tokens_per_sample: case.tokens,
-        },
+        Kind::Gated => {
+            GemmEpilogue::GatedResidual { bias, gate, gate_stride: case.gate_stride, tokens_per_sample: case.tokens }
+        }
     }
 }
 
@@ -256,8 +253,10 @@ fn tf32_rounds_its_operands() {
     let w = device.upload(&[v, v]).unwrap();
     let mut simt = device.zeros::<f32>(4).unwrap();
     let mut tf32 = device.zeros::<f32>(4).unwrap();
-    linear_into(&device, &x, &w, shape, &GemmEpilogue::None, &mut simt, &options(GemmPath::Simt, SplitK::Auto)).unwrap();
-    linear_into(&device, &x, &w, shape, &GemmEpilogue::None, &mut tf32, &options(GemmPath::Tf32, SplitK::Auto)).unwrap();
+    linear_into(&device, &x, &w, shape, &GemmEpilogue::None, &mut simt, &options(GemmPath::Simt, SplitK::Auto))
+        .unwrap();
+    linear_into(&device, &x, &w, shape, &GemmEpilogue::None, &mut tf32, &options(GemmPath::Tf32, SplitK::Auto))
+        .unwrap();
     assert_eq!(simt.download().unwrap(), vec![v * v; 4]);
     assert_eq!(tf32.download().unwrap(), vec![1.0; 4]);
 }
@@ -332,8 +331,9 @@ fn plans_follow_the_shape() {
     assert!(modulation.skinny && modulation.splits > 1, "{modulation:?}");
     let mlp = gemm_plan(tessera::DType::BF16, GemmShape { m: 8192, n: 4608, k: 1152 }, &opts).unwrap();
     assert!(!mlp.skinny, "{mlp:?}");
-    let forced = gemm_plan(tessera::DType::F32, GemmShape { m: 8, n: 8, k: 64 }, &options(GemmPath::Simt, SplitK::Splits(5)))
-        .unwrap();
+    let forced =
+        gemm_plan(tessera::DType::F32, GemmShape { m: 8, n: 8, k: 64 }, &options(GemmPath::Simt, SplitK::Splits(5)))
+            .unwrap();
     assert_eq!((forced.splits, forced.kt_per_split), (2, 1), "at most one split per k-tile");
 }
 
@@ -358,14 +358,22 @@ fn bad_arguments_are_typed_errors() {
     assert_eq!(arg(linear_into(&device, &x, &w, shape, &GemmEpilogue::None, &mut small, &opts)), "out");
     let b5 = bias.view(..5).unwrap();
     assert_eq!(arg(linear_into(&device, &x, &w, shape, &GemmEpilogue::Bias(b5), &mut out, &opts)), "bias");
-    fn gated<'a>(bias: &'a DeviceBuffer<f16>, gate: BufferView<'a, f16>, stride: usize, tokens: usize) -> GemmEpilogue<'a, f16> {
+    fn gated<'a>(
+        bias: &'a DeviceBuffer<f16>,
+        gate: BufferView<'a, f16>,
+        stride: usize,
+        tokens: usize,
+    ) -> GemmEpilogue<'a, f16> {
         GemmEpilogue::GatedResidual { bias: bias.as_view(), gate, gate_stride: stride, tokens_per_sample: tokens }
     }
     let g = gate.as_view();
     assert_eq!(arg(linear_into(&device, &x, &w, shape, &gated(&bias, g, 6, 3), &mut out, &opts)), "tokens_per_sample");
     assert_eq!(arg(linear_into(&device, &x, &w, shape, &gated(&bias, g, 6, 0), &mut out, &opts)), "tokens_per_sample");
     assert_eq!(arg(linear_into(&device, &x, &w, shape, &gated(&bias, g, 5, 2), &mut out, &opts)), "gate_stride");
-    assert_eq!(arg(linear_into(&device, &x, &w, shape, &gated(&bias, g.view(..12).unwrap(), 7, 2), &mut out, &opts)), "gate");
+    assert_eq!(
+        arg(linear_into(&device, &x, &w, shape, &gated(&bias, g.view(..12).unwrap(), 7, 2), &mut out, &opts)),
+        "gate"
+    );
     let simt = options(GemmPath::Simt, SplitK::Auto);
     assert_eq!(arg(linear_into(&device, &x, &w, shape, &GemmEpilogue::None, &mut out, &simt)), "options.path");
     let zero_split = options(GemmPath::Auto, SplitK::Splits(0));

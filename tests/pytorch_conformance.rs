@@ -9,8 +9,8 @@ mod common;
 use common::fixture::Fixture;
 use tessera::{
     adaln_modulate_into, label_embedding_into, layer_norm_into, linear_into, timestep_embedding_into,
-    timestep_mlp_into, Affine, AdalnShape, DType, Device, GemmEpilogue, GemmOptions, GemmPath, GemmShape,
-    Modulation, NormOptions, SplitK, TimestepMlp, DEFAULT_MAX_PERIOD,
+    timestep_mlp_into, AdalnShape, Affine, DType, Device, GemmEpilogue, GemmOptions, GemmPath, GemmShape, Modulation,
+    NormOptions, SplitK, TimestepMlp, DEFAULT_MAX_PERIOD,
 };
 
 fn devices() -> Vec<Device> {
@@ -37,7 +37,10 @@ fn activations_match_pytorch() {
         for split in [SplitK::Direct, SplitK::Splits(1)] {
             let options = GemmOptions { path: GemmPath::Simt, split_k: split };
             let shape = GemmShape { m: n, n: 1, k: 1 };
-            for (key, epi) in [("gelu_tanh", GemmEpilogue::BiasGelu(bias.as_view())), ("silu", GemmEpilogue::BiasSilu(bias.as_view()))] {
+            for (key, epi) in [
+                ("gelu_tanh", GemmEpilogue::BiasGelu(bias.as_view())),
+                ("silu", GemmEpilogue::BiasSilu(bias.as_view())),
+            ] {
                 let mut out = device.zeros::<f32>(n).unwrap();
                 linear_into(&device, &xs, &w, shape, &epi, &mut out, &options).unwrap();
                 close(&format!("{key} {split:?} on {}", device.name()), &out.download().unwrap(), &f.f32s(key), 1);
@@ -76,7 +79,11 @@ fn layer_norm_and_modulation_match_pytorch() {
             let (atol, rtol) = common::tolerance(DType::F32, d);
             for (i, ((&g, &w), &e)) in got.iter().zip(&want).zip(&exact).enumerate() {
                 let bound = atol + rtol * (w as f64).abs() + 2.0 * (w as f64 - e).abs();
-                assert!(((g - w) as f64).abs() <= bound, "{key}[{i}] on {}: got {g}, want {w}, exact {e}", device.name());
+                assert!(
+                    ((g - w) as f64).abs() <= bound,
+                    "{key}[{i}] on {}: got {g}, want {w}, exact {e}",
+                    device.name()
+                );
             }
         }
     }
@@ -124,9 +131,17 @@ fn timestep_embedding_and_mlp_match_diffusers() {
             let (atol, rtol) = common::tolerance(DType::F32, 1);
             for (e, (&g, &w)) in got.iter().zip(&want).enumerate() {
                 let (row, col) = (e / dim, e % dim);
-                let freq = if col < 2 * half { (-(DEFAULT_MAX_PERIOD.ln()) * (col % half) as f64 / half as f64).exp() } else { 0.0 };
+                let freq = if col < 2 * half {
+                    (-(DEFAULT_MAX_PERIOD.ln()) * (col % half) as f64 / half as f64).exp()
+                } else {
+                    0.0
+                };
                 let bound = atol + rtol * (w as f64).abs() + (t[row] as f64).abs() * freq * 2f64.powi(-23);
-                assert!(((g - w) as f64).abs() <= bound, "emb_{dim}[{row}, {col}] on {}: got {g}, want {w} (bound {bound})", device.name());
+                assert!(
+                    ((g - w) as f64).abs() <= bound,
+                    "emb_{dim}[{row}, {col}] on {}: got {g}, want {w} (bound {bound})",
+                    device.name()
+                );
             }
         }
         let emb = device.upload(&f.f32s("emb_256")).unwrap();

@@ -419,7 +419,8 @@ pub fn linear_into<'a, 'o, T: FloatElement, O: LinearOutput<T>>(
 ) -> Result<()> {
     let (x, w, mut out) = (x.into(), w.into(), out.into());
     let GemmShape { m, n, k: kd } = shape;
-    let mut p = GemmParams { m: dim32(m, "shape.m")?, n: dim32(n, "shape.n")?, k: dim32(kd, "shape.k")?, ..Default::default() };
+    let mut p =
+        GemmParams { m: dim32(m, "shape.m")?, n: dim32(n, "shape.n")?, k: dim32(kd, "shape.k")?, ..Default::default() };
     let mn = m.checked_mul(n).ok_or_else(|| Error::invalid("shape", "m·n overflows"))?;
     check_len("x", x.len(), m.checked_mul(kd).ok_or_else(|| Error::invalid("shape", "m·k overflows"))?, "[m, k]")?;
     check_len("w", w.len(), n.checked_mul(kd).ok_or_else(|| Error::invalid("shape", "n·k overflows"))?, "[n, k]")?;
@@ -453,10 +454,9 @@ pub fn linear_into<'a, 'o, T: FloatElement, O: LinearOutput<T>>(
         return O::direct(device, &cfg, sel, x, w, bias, gate, out, p);
     }
     p.kt_per_split = plan.kt_per_split as u32;
-    let grid_y = u32::try_from(m.div_ceil(k::SKINNY_BM as usize))
-        .ok()
-        .filter(|&y| y <= 65535)
-        .ok_or_else(|| Error::invalid("shape.m", format!("{m} rows; at most 65535·{} on the skinny path", k::SKINNY_BM)))?;
+    let grid_y = u32::try_from(m.div_ceil(k::SKINNY_BM as usize)).ok().filter(|&y| y <= 65535).ok_or_else(|| {
+        Error::invalid("shape.m", format!("{m} rows; at most 65535·{} on the skinny path", k::SKINNY_BM))
+    })?;
     let cfg = LaunchConfig {
         grid: (n.div_ceil(k::SKINNY_BN as usize) as u32, grid_y, plan.splits as u32),
         block: (k::SKINNY_THREADS, 1, 1),
@@ -531,7 +531,12 @@ pub fn linear_unfused_into<'a, 'o, T: FloatElement + LinearOutput<T>>(
     options: &GemmOptions,
 ) -> Result<()> {
     let (x, w, mut out) = (x.into(), w.into(), out.into());
-    let mut p = GemmParams { m: dim32(shape.m, "shape.m")?, n: dim32(shape.n, "shape.n")?, k: dim32(shape.k, "shape.k")?, ..Default::default() };
+    let mut p = GemmParams {
+        m: dim32(shape.m, "shape.m")?,
+        n: dim32(shape.n, "shape.n")?,
+        k: dim32(shape.k, "shape.k")?,
+        ..Default::default()
+    };
     check_epilogue(epilogue, shape, &mut p)?;
     if device.kind() == BackendKind::Cpu || shape.m * shape.n == 0 {
         return linear_into(device, x, w, shape, epilogue, out, options);

@@ -36,8 +36,8 @@ impl Fixture {
         } else {
             path.push(format!("{name}.txt"));
         }
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("fixture {}: cannot read: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: cannot read: {e}", path.display()));
         Fixture::parse(name, &text)
     }
 
@@ -50,9 +50,8 @@ impl Fixture {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (key, values) = line.split_once(':').unwrap_or_else(|| {
-                panic!("fixture {name}: line {}: no `key:` in {line:?}", n + 1)
-            });
+            let (key, values) =
+                line.split_once(':').unwrap_or_else(|| panic!("fixture {name}: line {}: no `key:` in {line:?}", n + 1));
             let key = key.trim().to_string();
             let values: Vec<String> = values.split_whitespace().map(str::to_string).collect();
             if sections.insert(key.clone(), values).is_some() {
@@ -83,7 +82,8 @@ impl Fixture {
         if self.has(&shape_key) {
             let want: usize = self.usizes(&shape_key).iter().product();
             assert_eq!(
-                n, want,
+                n,
+                want,
                 "fixture {}: {key} has {n} values, its shape {:?} says {want}",
                 self.name,
                 self.usizes(&shape_key)
@@ -94,10 +94,7 @@ impl Fixture {
     fn ints<T: std::str::FromStr>(&self, key: &str, what: &str) -> Vec<T> {
         self.raw(key)
             .iter()
-            .map(|v| {
-                v.parse::<T>()
-                    .unwrap_or_else(|_| panic!("fixture {}: {key}: {v:?} is not a {what}", self.name))
-            })
+            .map(|v| v.parse::<T>().unwrap_or_else(|_| panic!("fixture {}: {key}: {v:?} is not a {what}", self.name)))
             .collect()
     }
 
@@ -107,9 +104,8 @@ impl Fixture {
             .raw(key)
             .iter()
             .map(|v| {
-                let bits = u32::from_str_radix(v, 16).unwrap_or_else(|_| {
-                    panic!("fixture {}: {key}: {v:?} is not an f32 bit pattern", self.name)
-                });
+                let bits = u32::from_str_radix(v, 16)
+                    .unwrap_or_else(|_| panic!("fixture {}: {key}: {v:?} is not an f32 bit pattern", self.name));
                 assert_eq!(v.len(), 8, "fixture {}: {key}: {v:?} is not 8 hex digits", self.name);
                 f32::from_bits(bits)
             })

@@ -40,9 +40,12 @@ fn case<T: FloatElement + LinearOutput<T>, O: LinearOutput<T>>(
     let epilogue = match epi {
         Epi::None => GemmEpilogue::None,
         Epi::Gelu => GemmEpilogue::BiasGelu(bias.as_view()),
-        Epi::Gated => {
-            GemmEpilogue::GatedResidual { bias: bias.as_view(), gate: gate.as_view(), gate_stride: n, tokens_per_sample: m / 2 }
-        }
+        Epi::Gated => GemmEpilogue::GatedResidual {
+            bias: bias.as_view(),
+            gate: gate.as_view(),
+            gate_stride: n,
+            tokens_per_sample: m / 2,
+        },
     };
     measure(id, format!("m={m} n={n} k={k}"), || {
         if unfused {
