@@ -247,14 +247,16 @@ pub fn gemm_plan(dtype: DType, shape: GemmShape, options: &GemmOptions) -> Resul
     })
 }
 
-fn dim32(v: usize, arg: &'static str) -> Result<u32> {
+/// `v` as a u32 kernel counter (< 2^31, see `MAX_DIM`), or a typed error naming `arg`.
+pub(crate) fn dim32(v: usize, arg: &'static str) -> Result<u32> {
     if v >= MAX_DIM {
         return Err(Error::invalid(arg, format!("{v}; at most 2^31 − 1")));
     }
     Ok(v as u32)
 }
 
-fn check_len(arg: &'static str, got: usize, want: usize, what: &str) -> Result<()> {
+/// `got == want` elements, or a typed error naming `arg` and the layout `what` that needs `want`.
+pub(crate) fn check_len(arg: &'static str, got: usize, want: usize, what: &str) -> Result<()> {
     if got != want {
         return Err(Error::invalid(arg, format!("{got} elements; {what} needs {want}")));
     }

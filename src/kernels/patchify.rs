@@ -35,7 +35,7 @@ use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer
 use crate::error::{Error, Result};
 use crate::kernels::checks::{host, host_mut};
 use crate::kernels::constants::patchify as k;
-use crate::kernels::gemm::{linear_into, GemmEpilogue, GemmOptions, GemmParams, GemmShape};
+use crate::kernels::gemm::{check_len, dim32, linear_into, GemmEpilogue, GemmOptions, GemmParams, GemmShape};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::patchify as reference;
 
@@ -70,22 +70,6 @@ pub struct ImageNorm<'a> {
     pub mean: &'a [f32],
     /// Per-channel standard deviation (finite, non-zero).
     pub std: &'a [f32],
-}
-
-const MAX_DIM: usize = 1 << 31;
-
-fn dim32(v: usize, arg: &'static str) -> Result<u32> {
-    if v >= MAX_DIM {
-        return Err(Error::invalid(arg, format!("{v}; at most 2^31 − 1")));
-    }
-    Ok(v as u32)
-}
-
-fn check_len(arg: &'static str, got: usize, want: usize, what: &str) -> Result<()> {
-    if got != want {
-        return Err(Error::invalid(arg, format!("{got} elements; {what} needs {want}")));
-    }
-    Ok(())
 }
 
 fn mul(a: usize, b: usize) -> Result<usize> {
