@@ -75,7 +75,7 @@ pub struct ProfileCounters {
     pub shared_store_bytes: u64,
     /// Thread-level atomic operations.
     pub atomics: u64,
-    /// Warp-level `mma.sync` m16n8k16 operations.
+    /// Warp-level `mma.sync` operations (m16n8k16 and m16n8k8, every dtype), one per warp instruction.
     pub mma: u64,
     /// Warp-level `ldmatrix` operations.
     pub ldmatrix: u64,
