@@ -402,9 +402,57 @@ linear_output!(half::f16 => f32, [gemm_f32out_none, gemm_f32out_bias, gemm_f32ou
 linear_output!(half::bf16 => f32, [gemm_f32out_none, gemm_f32out_bias, gemm_f32out_bias_gelu, gemm_f32out_bias_silu, gemm_f32out_gated],
     tf32: [], reduce: [gemm_reduce_f32out_none, gemm_reduce_f32out_bias, gemm_reduce_f32out_bias_gelu, gemm_reduce_f32out_bias_silu, gemm_reduce_f32out_gated]);
 
-/// Shared-memory bytes of a tile kernel's pipeline for `elem`-byte elements.
-fn pipeline_bytes(stages: u32, bm: u32, bn: u32, bk: u32, elem: usize) -> u32 {
-    stages * (bm + bn) * bk * elem as u32
+/// The tile shape of a kernel on gemm_tile.cuh's main loop, as its `#define`s give it.
+pub(crate) struct TileDims {
+    pub(crate) bm: u32,
+    pub(crate) bn: u32,
+    pub(crate) bk: u32,
+    pub(crate) stages: u32,
+    pub(crate) threads: u32,
+}
+
+const DIRECT: TileDims =
+    TileDims { bm: k::GEMM_BM, bn: k::GEMM_BN, bk: k::GEMM_BK, stages: k::GEMM_STAGES, threads: k::GEMM_THREADS };
+const SKINNY: TileDims = TileDims {
+    bm: k::SKINNY_BM,
+    bn: k::SKINNY_BN,
+    bk: k::SKINNY_BK,
+    stages: k::SKINNY_STAGES,
+    threads: k::SKINNY_THREADS,
+};
+
+/// The launch of a tile kernel over an `m × n` output (grid x = column tiles, y = row
+/// tiles, z = splits) with the dynamic shared memory of its pipeline for `elem`-byte tile
+/// elements; more than 65535 row tiles is a typed error naming `rows_arg`.
+pub(crate) fn tile_launch(
+    tile: &TileDims,
+    m: usize,
+    n: usize,
+    splits: usize,
+    elem: usize,
+    rows_arg: &'static str,
+) -> Result<LaunchConfig> {
+    let grid_y = u32::try_from(m.div_ceil(tile.bm as usize))
+        .ok()
+        .filter(|&y| y <= 65535)
+        .ok_or_else(|| Error::invalid(rows_arg, format!("{m} rows; at most 65535·{} per call", tile.bm)))?;
+    let grid_x = u32::try_from(n.div_ceil(tile.bn as usize))
+        .map_err(|_| Error::invalid("shape.n", format!("{n} columns: too many column tiles")))?;
+    Ok(LaunchConfig {
+        grid: (grid_x, grid_y, splits as u32),
+        block: (tile.threads, 1, 1),
+        shared_mem_bytes: tile.stages * (tile.bm + tile.bn) * tile.bk * elem as u32,
+    })
+}
+
+/// The kernel parameters of a shape (m, n, k as u32 counters).
+fn shape_params(shape: GemmShape) -> Result<GemmParams> {
+    Ok(GemmParams {
+        m: dim32(shape.m, "shape.m")?,
+        n: dim32(shape.n, "shape.n")?,
+        k: dim32(shape.k, "shape.k")?,
+        ..Default::default()
+    })
 }
 
 /// `out = epilogue(x · wᵀ)`: see the module documentation for layouts and paths. `out` must
@@ -421,8 +469,7 @@ pub fn linear_into<'a, 'o, T: FloatElement, O: LinearOutput<T>>(
 ) -> Result<()> {
     let (x, w, mut out) = (x.into(), w.into(), out.into());
     let GemmShape { m, n, k: kd } = shape;
-    let mut p =
-        GemmParams { m: dim32(m, "shape.m")?, n: dim32(n, "shape.n")?, k: dim32(kd, "shape.k")?, ..Default::default() };
+    let mut p = shape_params(shape)?;
     let mn = m.checked_mul(n).ok_or_else(|| Error::invalid("shape", "m·n overflows"))?;
     check_len("x", x.len(), m.checked_mul(kd).ok_or_else(|| Error::invalid("shape", "m·k overflows"))?, "[m, k]")?;
     check_len("w", w.len(), n.checked_mul(kd).ok_or_else(|| Error::invalid("shape", "n·k overflows"))?, "[n, k]")?;
@@ -444,26 +491,11 @@ pub fn linear_into<'a, 'o, T: FloatElement, O: LinearOutput<T>>(
     let sel = EpiSel { epi: epilogue.kind(), tf32: plan.path == GemmPath::Tf32 };
     crate::device::emulator::hint_flops(2 * m as u64 * n as u64 * kd as u64);
     if !plan.skinny {
-        let grid_y = u32::try_from(m.div_ceil(k::GEMM_BM as usize))
-            .ok()
-            .filter(|&y| y <= 65535)
-            .ok_or_else(|| Error::invalid("shape.m", format!("{m} rows; at most 65535·{} per call", k::GEMM_BM)))?;
-        let cfg = LaunchConfig {
-            grid: (n.div_ceil(k::GEMM_BN as usize) as u32, grid_y, 1),
-            block: (k::GEMM_THREADS, 1, 1),
-            shared_mem_bytes: pipeline_bytes(k::GEMM_STAGES, k::GEMM_BM, k::GEMM_BN, k::GEMM_BK, size_of::<T>()),
-        };
+        let cfg = tile_launch(&DIRECT, m, n, 1, size_of::<T>(), "shape.m")?;
         return O::direct(device, &cfg, sel, x, w, bias, gate, out, p);
     }
     p.kt_per_split = plan.kt_per_split as u32;
-    let grid_y = u32::try_from(m.div_ceil(k::SKINNY_BM as usize)).ok().filter(|&y| y <= 65535).ok_or_else(|| {
-        Error::invalid("shape.m", format!("{m} rows; at most 65535·{} on the skinny path", k::SKINNY_BM))
-    })?;
-    let cfg = LaunchConfig {
-        grid: (n.div_ceil(k::SKINNY_BN as usize) as u32, grid_y, plan.splits as u32),
-        block: (k::SKINNY_THREADS, 1, 1),
-        shared_mem_bytes: pipeline_bytes(k::SKINNY_STAGES, k::SKINNY_BM, k::SKINNY_BN, k::SKINNY_BK, size_of::<T>()),
-    };
+    let cfg = tile_launch(&SKINNY, m, n, plan.splits, size_of::<T>(), "shape.m")?;
     let ws_len = plan.splits.checked_mul(mn).ok_or_else(|| Error::invalid("shape", "split-K workspace overflows"))?;
     let mut workspace = DeviceBuffer::<f32>::uninit(device, ws_len)?;
     if sel.tf32 {
@@ -533,12 +565,7 @@ pub fn linear_unfused_into<'a, 'o, T: FloatElement + LinearOutput<T>>(
     options: &GemmOptions,
 ) -> Result<()> {
     let (x, w, mut out) = (x.into(), w.into(), out.into());
-    let mut p = GemmParams {
-        m: dim32(shape.m, "shape.m")?,
-        n: dim32(shape.n, "shape.n")?,
-        k: dim32(shape.k, "shape.k")?,
-        ..Default::default()
-    };
+    let mut p = shape_params(shape)?;
     check_epilogue(epilogue, shape, &mut p)?;
     if device.kind() == BackendKind::Cpu || shape.m * shape.n == 0 {
         return linear_into(device, x, w, shape, epilogue, out, options);

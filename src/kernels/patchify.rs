@@ -35,7 +35,9 @@ use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer
 use crate::error::{Error, Result};
 use crate::kernels::checks::{host, host_mut};
 use crate::kernels::constants::patchify as k;
-use crate::kernels::gemm::{check_len, dim32, linear_into, GemmEpilogue, GemmOptions, GemmParams, GemmShape};
+use crate::kernels::gemm::{
+    check_len, dim32, linear_into, tile_launch, GemmEpilogue, GemmOptions, GemmParams, GemmShape, TileDims,
+};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::patchify as reference;
 
@@ -138,15 +140,14 @@ fn check_image_channels(channels: usize) -> Result<()> {
 
 /// The launch of a 128×128-tile kernel over [m, n].
 fn tile_config(m: usize, n: usize, elem: usize) -> Result<LaunchConfig> {
-    let grid_y = u32::try_from(m.div_ceil(k::PATCH_BM as usize))
-        .ok()
-        .filter(|&y| y <= 65535)
-        .ok_or_else(|| Error::invalid("shape.batch", format!("{m} tokens; at most 65535·{} per call", k::PATCH_BM)))?;
-    Ok(LaunchConfig {
-        grid: (n.div_ceil(k::PATCH_BN as usize) as u32, grid_y, 1),
-        block: (k::PATCH_THREADS, 1, 1),
-        shared_mem_bytes: k::PATCH_STAGES * (k::PATCH_BM + k::PATCH_BN) * k::PATCH_BK * elem as u32,
-    })
+    const TILE: TileDims = TileDims {
+        bm: k::PATCH_BM,
+        bn: k::PATCH_BN,
+        bk: k::PATCH_BK,
+        stages: k::PATCH_STAGES,
+        threads: k::PATCH_THREADS,
+    };
+    tile_launch(&TILE, m, n, 1, elem, "shape.batch")
 }
 
 /// Checks weight, bias, pos and out of a patch embedding with D = `s.dim`.
