@@ -219,6 +219,9 @@ fn build_host_library(kernels: &Path, units: &[PathBuf], runtime: &[PathBuf]) {
         .flag("-fno-strict-aliasing")
         .flag("-Wno-unknown-pragmas")
         .flag("-Wno-unused-parameter")
+        // With the checks on, the vector types have an instrumented copy (cuda_host.h), and GCC
+        // warns about every bit cast into one through memcpy.
+        .flag("-Wno-class-memaccess")
         .flag("-pthread");
     if host_fp_contract() == "fast" && env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "x86_64") {
         // The x86-64 baseline has no FMA instruction, so without this `fast` would

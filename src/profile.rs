@@ -151,9 +151,9 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
-/// Wavefronts / the fewest the requests could need: max(requests, ⌈bytes / 128⌉).
-fn conflict_factor(wavefronts: u64, requests: u64, bytes: u64) -> Option<f64> {
-    ratio(wavefronts, requests.max(bytes.div_ceil(WAVEFRONT_BYTES)))
+/// Wavefronts / the wavefronts the same requests take without bank conflicts.
+fn conflict_factor(wavefronts: u64, ideal: u64) -> Option<f64> {
+    ratio(wavefronts, ideal)
 }
 
 impl LaunchProfile {
@@ -188,6 +188,8 @@ impl LaunchProfile {
         a.shared_store_requests += b.shared_store_requests;
         a.shared_store_wavefronts += b.shared_store_wavefronts;
         a.shared_store_bytes += b.shared_store_bytes;
+        a.shared_load_ideal_wavefronts += b.shared_load_ideal_wavefronts;
+        a.shared_store_ideal_wavefronts += b.shared_store_ideal_wavefronts;
         a.atomics += b.atomics;
         a.mma += b.mma;
         a.ldmatrix += b.ldmatrix;
@@ -261,27 +263,38 @@ impl LaunchProfile {
         ratio(self.counters.shared_store_wavefronts, self.counters.shared_store_requests)
     }
 
-    /// Bank-conflict factor of all shared requests: wavefronts / the fewest wavefronts the
-    /// requests could need, max(requests, ⌈bytes requested / 128⌉) — one per request, and
-    /// a wavefront serves at most 128 bytes. 1.0 = conflict-free (also for 8- and 16-byte
-    /// accesses, which need 2 and 4 wavefronts per full warp); 32 for a 32-way conflict.
-    /// An estimate from the totals: requests of partial warps mixed with wide ones can
-    /// read slightly above 1. None without shared requests.
+    /// Bank-conflict factor of all shared requests: wavefronts / the wavefronts the same
+    /// requests would take without bank conflicts (one per phase with an active lane; a
+    /// phase is 32, 16 or 8 lanes for 4-, 8- and 16-byte accesses), counted request by
+    /// request. 1.0 = conflict-free; 32 for a 32-way conflict. Narrow or partial-warp
+    /// requests are not conflicts and do not raise it: see
+    /// [`LaunchProfile::shared_bytes_per_wavefront`] for how full the wavefronts are.
+    /// None without shared requests.
     pub fn shared_conflict_factor(&self) -> Option<f64> {
         let c = &self.counters;
-        conflict_factor(self.shared_wavefronts(), self.shared_requests(), c.shared_load_bytes + c.shared_store_bytes)
+        conflict_factor(self.shared_wavefronts(), c.shared_load_ideal_wavefronts + c.shared_store_ideal_wavefronts)
     }
 
     /// [`LaunchProfile::shared_conflict_factor`] of the shared loads alone.
     pub fn shared_load_conflict_factor(&self) -> Option<f64> {
         let c = &self.counters;
-        conflict_factor(c.shared_load_wavefronts, c.shared_load_requests, c.shared_load_bytes)
+        conflict_factor(c.shared_load_wavefronts, c.shared_load_ideal_wavefronts)
     }
 
     /// [`LaunchProfile::shared_conflict_factor`] of the shared stores alone.
     pub fn shared_store_conflict_factor(&self) -> Option<f64> {
         let c = &self.counters;
-        conflict_factor(c.shared_store_wavefronts, c.shared_store_requests, c.shared_store_bytes)
+        conflict_factor(c.shared_store_wavefronts, c.shared_store_ideal_wavefronts)
+    }
+
+    /// Bytes the shared requests move per wavefront, loads and stores (128 at most: 32
+    /// banks of 4 bytes). Below 128 for conflicts, and also for narrow (1- or 2-byte) or
+    /// partial-warp requests, which the conflict factor does not count. None without
+    /// shared requests.
+    pub fn shared_bytes_per_wavefront(&self) -> Option<f64> {
+        let c = &self.counters;
+        let bytes = c.shared_load_bytes + c.shared_store_bytes;
+        (self.shared_wavefronts() > 0).then(|| bytes as f64 / self.shared_wavefronts() as f64)
     }
 
     /// SMs the launch can occupy on `peaks`: its blocks, at most the GPU's SMs.
@@ -376,21 +389,24 @@ mod tests {
 
     #[test]
     fn conflict_factor_counts_wide_accesses_as_conflict_free() {
-        // 16-byte loads of a full warp: 4 wavefronts for 512 bytes is the fewest.
+        // 16-byte loads of a full warp: 4 phases of 8 lanes, 4 wavefronts without conflicts.
         let wide = ProfileCounters {
             shared_load_requests: 3,
             shared_load_wavefronts: 12,
             shared_load_bytes: 3 * 512,
+            shared_load_ideal_wavefronts: 12,
             ..Default::default()
         };
         let p = LaunchProfile::new(&record(wide));
         assert_eq!(p.shared_load_wavefronts_per_request(), Some(4.0));
         assert_eq!(p.shared_conflict_factor(), Some(1.0));
+        assert_eq!(p.shared_bytes_per_wavefront(), Some(128.0));
         // A 32-way conflict of 4-byte stores: 32 wavefronts for 128 bytes.
         let conflicted = ProfileCounters {
             shared_store_requests: 2,
             shared_store_wavefronts: 64,
             shared_store_bytes: 256,
+            shared_store_ideal_wavefronts: 2,
             ..Default::default()
         };
         let p = LaunchProfile::new(&record(conflicted));

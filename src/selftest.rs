@@ -421,7 +421,7 @@ pub fn profile_transpose(device: &Device, x: &[f32], pitch: usize) -> Result<Vec
     out.download()
 }
 
-/// Runs `selftest_profile_shared_wide` (one warp) with access `pattern` 0..=5 (see the
+/// Runs `selftest_profile_shared_wide` (one warp) with access `pattern` 0..=7 (see the
 /// kernel's header); returns the 32 sums.
 pub fn profile_shared_wide(device: &Device, pattern: i32) -> Result<Vec<u32>> {
     let mut out = device.zeros::<u32>(32)?;

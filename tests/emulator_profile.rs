@@ -129,13 +129,15 @@ fn wide_shared_accesses_use_the_hardware_phases() {
     let device = Device::emulator();
     // (pattern, bytes per lane, word of lane l): see kernels/selftest/profile_probes.cu.
     type Pattern = (i32, usize, fn(usize) -> usize);
-    let patterns: [Pattern; 6] = [
+    let patterns: [Pattern; 8] = [
         (0, 8, |l| 2 * l),
         (1, 8, |l| 4 * l),
         (2, 16, |l| 4 * l),
         (3, 16, |l| 8 * l),
         (4, 4, |_| 0),
         (5, 4, |l| 2 * l),
+        (6, 16, |l| 4 * l),
+        (7, 8, |l| 4 * l),
     ];
     for (pattern, size, word) in patterns {
         let Some((out, r)) =
@@ -147,7 +149,7 @@ fn wide_shared_accesses_use_the_hardware_phases() {
         let want: Vec<u32> = (0..32).map(|l| (0..size / 4).map(|i| (word(l) + i) as u32).sum()).collect();
         assert_eq!(out, want, "pattern {pattern}");
         let expected = wavefronts(&(0..32).map(|l| (4 * word(l), size)).collect::<Vec<_>>());
-        let by_hand = [2, 4, 4, 8, 1, 2][pattern as usize];
+        let by_hand = [2, 4, 4, 8, 1, 2, 4, 4][pattern as usize];
         assert_eq!(expected, by_hand, "the model itself, pattern {pattern}");
         let c = r.counters;
         assert_eq!(
@@ -157,8 +159,12 @@ fn wide_shared_accesses_use_the_hardware_phases() {
         );
         // The fill: 32 conflict-free requests of 32 consecutive words.
         assert_eq!((c.shared_store_requests, c.shared_store_wavefronts), (32, 32), "pattern {pattern}");
-        let conflict = LaunchProfile::new(&r).shared_load_conflict_factor().unwrap();
+        // Without conflicts: one wavefront per phase (32 lanes of words, 16 of 8 bytes, 8 of
+        // 16 bytes; a broadcast is one phase too).
         let fewest = (32 * size as u64).div_ceil(128);
+        assert_eq!(c.shared_load_ideal_wavefronts, fewest, "pattern {pattern}");
+        assert_eq!(c.shared_store_ideal_wavefronts, 32, "pattern {pattern}");
+        let conflict = LaunchProfile::new(&r).shared_load_conflict_factor().unwrap();
         assert_eq!(conflict, expected as f64 / fewest as f64, "pattern {pattern}");
     }
 }

@@ -513,6 +513,17 @@ TESSERA_HOOK(4)
 TESSERA_HOOK(8)
 TESSERA_HOOK(16)
 #undef TESSERA_HOOK
+// A copy of an 8- or 16-byte vector type (cuda_host.h): one access of the whole vector at the
+// kernel's call site, as the GPU's ld/st.v2/.v4 make it.
+namespace tessera_host {
+void vector_copy(void* dst, const void* src, size_t bytes) {
+    const void* site = __builtin_return_address(0);
+    on_access(reinterpret_cast<uintptr_t>(src), bytes, false, site);
+    on_access(reinterpret_cast<uintptr_t>(dst), bytes, true, site);
+    std::memcpy(dst, src, bytes);
+}
+}  // namespace tessera_host
+
 extern "C" void __tsan_read_range(uintptr_t a, size_t n) {
     if (n) tessera_host::on_access(a, n, false, __builtin_return_address(0));
 }

@@ -85,26 +85,62 @@
 #endif
 
 // ---- 3. vector types -----------------------------------------------------------------------------
-struct __align__(8) float2 { float x, y; };
+// With the checks on, a copy of an 8- or 16-byte vector is one access, as on the GPU
+// (ld/st.v2, .v4): the host compiler would otherwise split `*reinterpret_cast<const float4*>(p)`
+// into four 4-byte loads whenever the fields are used one by one, and the profiler would
+// count four requests with a 4-way bank conflict where the GPU issues one conflict-free
+// 16-byte request. The copy goes through vector_copy (checks.cpp: uninstrumented, one
+// access hook for the source and one for the destination at the kernel's call site). The
+// types stay trivially default-constructible and destructible (they can be __shared__), and
+// `T{a, b, ...}` still builds them.
+#if defined(TESSERA_EMU_CHECKS)
+namespace tessera_host {
+void vector_copy(void* dst, const void* src, size_t bytes);
+}
+#define TESSERA_VECTOR2(T, S)                                                                  \
+    S x, y;                                                                                    \
+    T() = default;                                                                             \
+    constexpr T(S a, S b = {}) : x(a), y(b) {}                                                \
+    T(const T& o) { ::tessera_host::vector_copy(this, &o, sizeof(T)); }                        \
+    T& operator=(const T& o) {                                                                 \
+        ::tessera_host::vector_copy(this, &o, sizeof(T));                                      \
+        return *this;                                                                          \
+    }
+#define TESSERA_VECTOR4(T, S)                                                                  \
+    S x, y, z, w;                                                                              \
+    T() = default;                                                                             \
+    constexpr T(S a, S b = {}, S c = {}, S d = {}) : x(a), y(b), z(c), w(d) {}              \
+    T(const T& o) { ::tessera_host::vector_copy(this, &o, sizeof(T)); }                        \
+    T& operator=(const T& o) {                                                                 \
+        ::tessera_host::vector_copy(this, &o, sizeof(T));                                      \
+        return *this;                                                                          \
+    }
+#else
+#define TESSERA_VECTOR2(T, S) S x, y;
+#define TESSERA_VECTOR4(T, S) S x, y, z, w;
+#endif
+struct __align__(8) float2 { TESSERA_VECTOR2(float2, float) };
 struct float3 { float x, y, z; };
-struct __align__(16) float4 { float x, y, z, w; };
-struct __align__(16) double2 { double x, y; };
-struct __align__(8) int2 { int x, y; };
+struct __align__(16) float4 { TESSERA_VECTOR4(float4, float) };
+struct __align__(16) double2 { TESSERA_VECTOR2(double2, double) };
+struct __align__(8) int2 { TESSERA_VECTOR2(int2, int) };
 struct int3 { int x, y, z; };
-struct __align__(16) int4 { int x, y, z, w; };
-struct __align__(8) uint2 { unsigned x, y; };
+struct __align__(16) int4 { TESSERA_VECTOR4(int4, int) };
+struct __align__(8) uint2 { TESSERA_VECTOR2(uint2, unsigned) };
 struct uint3 { unsigned x, y, z; };
-struct __align__(16) uint4 { unsigned x, y, z, w; };
+struct __align__(16) uint4 { TESSERA_VECTOR4(uint4, unsigned) };
 struct __align__(4) short2 { short x, y; };
 struct __align__(4) ushort2 { unsigned short x, y; };
-struct __align__(8) short4 { short x, y, z, w; };
-struct __align__(8) ushort4 { unsigned short x, y, z, w; };
+struct __align__(8) short4 { TESSERA_VECTOR4(short4, short) };
+struct __align__(8) ushort4 { TESSERA_VECTOR4(ushort4, unsigned short) };
 struct __align__(2) char2 { signed char x, y; };
 struct __align__(4) char4 { signed char x, y, z, w; };
 struct __align__(2) uchar2 { unsigned char x, y; };
 struct __align__(4) uchar4 { unsigned char x, y, z, w; };
-struct __align__(16) longlong2 { long long x, y; };
-struct __align__(16) ulonglong2 { unsigned long long x, y; };
+struct __align__(16) longlong2 { TESSERA_VECTOR2(longlong2, long long) };
+struct __align__(16) ulonglong2 { TESSERA_VECTOR2(ulonglong2, unsigned long long) };
+#undef TESSERA_VECTOR2
+#undef TESSERA_VECTOR4
 struct dim3 {
     unsigned x, y, z;
     constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}

@@ -56,6 +56,9 @@ typedef struct {
     unsigned long long global_distinct_bytes;   // distinct bytes of the arguments touched
     unsigned long long shared_load_requests, shared_load_wavefronts, shared_load_bytes;
     unsigned long long shared_store_requests, shared_store_wavefronts, shared_store_bytes;
+    // wavefronts the shared requests would take without bank conflicts: one per phase
+    // (8, 16 or 32 lanes by access size) with an active lane
+    unsigned long long shared_load_ideal_wavefronts, shared_store_ideal_wavefronts;
     unsigned long long atomics;     // thread-level atomic operations (global and shared)
     unsigned long long mma;         // warp-level mma.sync (m16n8k16 and m16n8k8, every type)
     unsigned long long ldmatrix;    // warp-level ldmatrix

@@ -23,10 +23,24 @@
 // as the word that contains it. Shared bytes are the sum of the lanes' access sizes (what
 // the lanes receive), so bytes / 128 is the fewest wavefronts a full warp's request needs.
 //
+// Ideal wavefronts: one per phase with an active lane (ceil(distinct words / 32) for the rare
+// phase of wider accesses) -- what the request would cost without bank conflicts, given its
+// active lanes and access size (Nsight Compute's "ideal" shared wavefronts). The conflict
+// factor is wavefronts / ideal wavefronts, exactly, request by request.
+//
+// TESSERA_PROFILE_SITES=1 also prints, at exit, every shared-memory call site whose requests
+// took more wavefronts than ideal (file:line, requests, wavefronts, ideal): where a kernel's
+// bank conflicts come from.
+//
 // Allocation-light: every buffer lives in the per-worker Profiler and keeps its capacity
 // across blocks and launches.
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -64,12 +78,46 @@ constexpr unsigned kWarp = 32;
 constexpr uintptr_t kSectorBytes = 32;
 constexpr unsigned kBanks = 32;
 
+// TESSERA_PROFILE_SITES: shared-memory excess per call site, summed over the process.
+struct SiteExcess {
+    unsigned long long requests = 0, wavefronts = 0, ideal = 0;
+};
+
+bool sites_enabled() {
+    static const bool on = [] {
+        const char* v = std::getenv("TESSERA_PROFILE_SITES");
+        return v && *v && std::strcmp(v, "0") != 0;
+    }();
+    return on;
+}
+
+std::mutex& sites_mutex() {
+    static auto* mu = new std::mutex();
+    return *mu;
+}
+
+std::map<std::pair<const void*, bool>, SiteExcess>& sites_table() {
+    static auto* table = new std::map<std::pair<const void*, bool>, SiteExcess>();
+    return *table;
+}
+
+void print_sites() {
+    std::lock_guard<std::mutex> g(sites_mutex());
+    for (const auto& [key, e] : sites_table()) {
+        if (e.wavefronts <= e.ideal) continue;
+        std::fprintf(stderr, "tessera profile: shared %s at %s: %llu requests, %llu wavefronts, %llu ideal (%.3fx)\n",
+                     key.second ? "store" : "load", tessera_host::describe_site(key.first).c_str(), e.requests,
+                     e.wavefronts, e.ideal, (double)e.wavefronts / (double)e.ideal);
+    }
+}
+
 }  // namespace
 
 struct Profiler {
     // Call sites -> small dense ids (open addressing; ids are per launch part, cleared at take).
     std::vector<const void*> site_keys;
     std::vector<uint32_t> site_ids;
+    std::vector<const void*> site_of_id;  // id -> call site
     uint32_t nsites = 0;
 
     std::vector<ThreadState> threads;
@@ -82,6 +130,7 @@ struct Profiler {
 
     // Totals since the last take.
     tessera_emu_profile totals{};  // request, sector, wavefront and byte counts only
+    std::map<std::pair<const void*, bool>, SiteExcess> site_excess;  // TESSERA_PROFILE_SITES only
 
     uint32_t site_id(const void* site) {
         if (2 * (nsites + 1) > site_keys.size()) grow_sites();
@@ -92,6 +141,8 @@ struct Profiler {
             if (site_keys[i] == nullptr) {
                 site_keys[i] = site;
                 site_ids[i] = nsites;
+                if (site_of_id.size() <= nsites) site_of_id.resize(2 * (size_t)nsites + 16);
+                site_of_id[nsites] = site;
                 return nsites++;
             }
         }
@@ -151,7 +202,7 @@ struct Profiler {
         }
     }
 
-    void shared_request(const Access* a, size_t n, bool store) {
+    void shared_request(const Access* a, size_t n, bool store, uint32_t sid) {
         unsigned long long bytes = 0;
         unsigned width = 0;
         for (size_t i = 0; i < n; i++) {
@@ -161,7 +212,7 @@ struct Profiler {
         }
         // Lanes per phase: 32 for words (and smaller), 16 for 8-byte, 8 for 16-byte accesses.
         unsigned lanes_per_phase = width <= 4 ? 32 : width <= 8 ? 16 : 8;
-        unsigned long long wavefronts = 0;
+        unsigned long long wavefronts = 0, ideal = 0;
         // The accesses are sorted by lane, so each phase is a contiguous run.
         size_t i = 0;
         while (i < n) {
@@ -178,11 +229,18 @@ struct Profiler {
             unsigned most = 0;
             for (auto w = scratch.begin(); w != end; ++w) most = std::max(most, ++per_bank[*w % kBanks]);
             wavefronts += most;
+            ideal += (static_cast<size_t>(end - scratch.begin()) + kBanks - 1) / kBanks;
         }
         if (store) {
             totals.shared_store_requests++, totals.shared_store_wavefronts += wavefronts, totals.shared_store_bytes += bytes;
+            totals.shared_store_ideal_wavefronts += ideal;
         } else {
             totals.shared_load_requests++, totals.shared_load_wavefronts += wavefronts, totals.shared_load_bytes += bytes;
+            totals.shared_load_ideal_wavefronts += ideal;
+        }
+        if (sites_enabled()) {
+            SiteExcess& e = site_excess[{site_of_id[sid], store}];
+            e.requests++, e.wavefronts += wavefronts, e.ideal += ideal;
         }
     }
 
@@ -194,7 +252,7 @@ struct Profiler {
             while (j < list.size() && list[j].hi == list[i].hi && (list[j].lo >> 32) == (list[i].lo >> 32)) j++;
             bool store = (list[i].hi >> 1) & 1, shared = list[i].hi & 1;
             if (shared) {
-                shared_request(&list[i], j - i, store);
+                shared_request(&list[i], j - i, store, static_cast<uint32_t>((list[i].hi >> 2) & 0x3fffffff));
             } else {
                 global_request(&list[i], j - i, store);
             }
@@ -249,6 +307,16 @@ void profiler_flush(Profiler* p) {
 void profiler_take(Profiler* p, tessera_emu_profile* out) {
     profile_add(*out, p->totals);
     p->totals = tessera_emu_profile{};
+    if (!p->site_excess.empty()) {
+        static const bool registered = [] { return std::atexit(print_sites) == 0; }();
+        (void)registered;
+        std::lock_guard<std::mutex> g(sites_mutex());
+        for (const auto& [key, e] : p->site_excess) {
+            SiteExcess& into = sites_table()[key];
+            into.requests += e.requests, into.wavefronts += e.wavefronts, into.ideal += e.ideal;
+        }
+        p->site_excess.clear();
+    }
     // Site ids are per launch part; the threads' counts stay valid by token, not by id, so
     // stale ones can never be mistaken for current ones.
     std::fill(p->site_keys.begin(), p->site_keys.end(), nullptr);

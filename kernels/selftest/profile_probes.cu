@@ -21,6 +21,11 @@
 //                                 3: 16 bytes at word 8·lane (2-way conflict in each phase)
 //                                 4: 4 bytes at word 0       (a broadcast: 1 wavefront)
 //                                 5: 4 bytes at word 2·lane  (2-way conflict)
+//                                 6: 16 bytes at word 4·lane by a plain float4 dereference whose
+//                                    fields are then used one by one (one 16-byte request, as
+//                                    nvcc's ld.shared.v4: the host compiler must not split it)
+//                                 7: 8 bytes at word 4·lane by a plain uint2 dereference
+//                                    (2-way conflict in each phase)
 //                                 and out[lane] = the loaded words' sum.
 #include "tessera.cuh"
 
@@ -60,6 +65,12 @@ TESSERA_KERNEL void selftest_profile_shared_wide(unsigned* __restrict__ out, int
     } else if (pattern == 2 || pattern == 3) {
         const uint4 v = tessera::load16(&s[(pattern == 2 ? 4 : 8) * lane]);
         r = v.x + v.y + v.z + v.w;
+    } else if (pattern == 6) {
+        const float4 v = *reinterpret_cast<const float4*>(&s[4 * lane]);
+        r = __float_as_uint(v.x) + __float_as_uint(v.y) + __float_as_uint(v.z) + __float_as_uint(v.w);
+    } else if (pattern == 7) {
+        const uint2 v = *reinterpret_cast<const uint2*>(&s[4 * lane]);
+        r = v.x + v.y;
     } else if (pattern == 4) {
         r = s[0];
     } else {

@@ -73,6 +73,11 @@ pub struct ProfileCounters {
     pub shared_store_wavefronts: u64,
     /// Bytes the shared stores write.
     pub shared_store_bytes: u64,
+    /// Wavefronts the shared loads would take without bank conflicts: one per phase (32,
+    /// 16 or 8 lanes for 4-, 8- and 16-byte accesses) in which a lane is active.
+    pub shared_load_ideal_wavefronts: u64,
+    /// Wavefronts the shared stores would take without bank conflicts.
+    pub shared_store_ideal_wavefronts: u64,
     /// Thread-level atomic operations.
     pub atomics: u64,
     /// Warp-level `mma.sync` operations (m16n8k16 and m16n8k8, every dtype), one per warp instruction.

@@ -223,7 +223,7 @@ fn print_table(rows: &[Row]) {
         "ld/st eff: global bytes requested / bytes of the 32-byte sectors touched; moved: sectors × 32; \
          distinct: distinct bytes touched; minimum: inputs + outputs once; sh wf/req: shared wavefronts per \
          load/store request (1, 2, 4 conflict-free for 4-, 8-, 16-byte accesses); sh confl: wavefronts / the \
-         fewest possible (1 = no bank conflict); bound: lower-bound time on \
+         the same requests without bank conflicts, one per active phase (1 = none); bound: lower-bound time on \
          {} (distinct bytes at {:.2} TB/s, shared at {:.1} TB/s, {:.0}/{:.1} TFLOP/s tensor/FP32) and what sets it.",
         Peaks::H100.name,
         Peaks::H100.hbm_bytes_per_s / 1e12,

@@ -60,7 +60,7 @@ pub(super) fn render(rows: &[Row]) -> String {
          # (regenerate: cargo run --features selftest -- profile --write kernels/profile-report.txt; CI runs --check)\n\
          # ld_eff/st_eff: global bytes requested / bytes of the 32-byte sectors touched; moved: sectors x 32 bytes;\n\
          # distinct: distinct bytes touched; minimum: inputs + outputs once; sh_*_wpr: shared wavefronts per request;\n\
-         # sh_conflict: wavefronts / fewest possible; h100_ns: lower-bound time on an H100 SXM, bound: what sets it\n",
+         # sh_conflict: wavefronts / wavefronts without bank conflicts (one per active phase); h100_ns: lower-bound time on an H100 SXM, bound: what sets it\n",
     );
     out.push_str(&COLUMNS.join(" "));
     out.push('\n');
