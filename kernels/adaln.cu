@@ -45,15 +45,15 @@
 //                         block_reduce_sum (tessera.cuh; 32 floats of static shared memory),
 //                         s is broadcast through one shared float.
 //   Both fast variants share one body (norm_team): a *team* of n threads (a warp or the
-//   block) owns `rows_per_team` consecutive rows of one group (the wrapper's choice, ≤
-//   ADALN_ROWS_PER_TEAM; fewer in a group's last team). Thread i of the team owns units
+//   block) owns `rows_per_team` consecutive rows of one group (the wrapper's choice, see
+//   ADALN_ROWS_PER_TEAM below; fewer in a group's last team). Thread i of the team owns units
 //   i, i + n, i + 2n, ... (at most ADALN_THREAD_ELEMS / W of them) of a row, a unit being W
 //   consecutive elements: consecutive threads touch consecutive 16-byte chunks (a warp
 //   request is 512 contiguous bytes). The team loads its group's gamma/beta units into
 //   registers once (converted to f32, the +1 folded in), then for each of its rows: loads the
 //   row's units into registers (x is read exactly once), reduces Σ d, then Σ (d − m)², and
 //   writes y from the registers (written exactly once). So gamma/beta are read once per
-//   ADALN_ROWS_PER_TEAM rows instead of once per row.
+//   rows_per_team rows instead of once per row.
 //   adaln_modulate_unfused_<T>(y, shift, scale, AdalnParams): the unfused baseline's second
 //                         kernel, in place: y = y · (1 + scale[g]) + shift[g], one block per
 //                         row (grid-stride over rows), thread j handles elements j, j +
@@ -67,7 +67,14 @@
 #define ADALN_THREAD_ELEMS 16
 #define ADALN_WARPS 4
 #define ADALN_WARP_MAX_DIM 512
+// Rows per team: at least ADALN_ROWS_PER_TEAM (when the group has them), more when the grid
+// would still fill ADALN_FILL_TEAMS teams (two waves on a 132-SM H100: 264 block teams, or
+// 264 blocks of ADALN_WARPS warp teams), at most ADALN_MAX_ROWS_PER_TEAM. A team reads its
+// group's gamma/beta once, so the re-read of shift/scale is 1/rows_per_team of x's traffic
+// (served by L2: the bytes from HBM stay x + y + shift/scale once).
 #define ADALN_ROWS_PER_TEAM 8
+#define ADALN_MAX_ROWS_PER_TEAM 64
+#define ADALN_FILL_BLOCKS 264
 #define ADALN_V1_THREADS 128
 #define ADALN_UNFUSED_THREADS 256
 #define ADALN_MODE_NONE 0
@@ -83,7 +90,7 @@ struct AdalnParams {
     unsigned dim;            // D
     unsigned group_rows;     // consecutive rows sharing one gamma/beta row (T; all rows for affine)
     unsigned group_stride;   // elements between consecutive groups' gamma/beta rows
-    unsigned rows_per_team;  // rows a team normalizes in turn (1..ADALN_ROWS_PER_TEAM)
+    unsigned rows_per_team;  // rows a team normalizes in turn (1..ADALN_MAX_ROWS_PER_TEAM)
     unsigned teams;          // Σ over groups of ceil(group_rows / rows_per_team)
     unsigned mode;           // ADALN_MODE_*
     float eps;               // > 0

@@ -88,11 +88,15 @@ impl<T: FloatElement> Case<T> {
     }
 
     fn check(&self, what: &str) {
+        let mut all = kernels(self.shape.dim);
+        all.push(NormKernel::Unfused);
+        self.check_kernels(what, &all);
+    }
+
+    fn check_kernels(&self, what: &str, kernels: &[NormKernel]) {
         let want = to_f64(&self.reference());
         for device in common::kernel_devices("adaln") {
-            let mut all = kernels(self.shape.dim);
-            all.push(NormKernel::Unfused);
-            for kernel in all {
+            for &kernel in kernels {
                 let got = to_f64(&self.run(&device, kernel).unwrap());
                 let ctx =
                     format!("{what}: {kernel:?} on {} {:?} {:?} pad {}", device.name(), T::DTYPE, self.shape, self.pad);
@@ -165,6 +169,25 @@ fn teams_split_samples() {
     for (tokens, dim) in [(19usize, 40usize), (8, 600), (17, 16)] {
         Case::<f32>::random(tokens as u64, AdalnShape { batch: 3, tokens, dim }, 6, 0, 1, 0).check("teams");
     }
+}
+
+/// Enough rows that the plan gives each team more than ADALN_ROWS_PER_TEAM = 8 rows (the
+/// grid still fills 264 blocks): warp teams (4 per block) of 9 and of 64 rows (the cap), block
+/// teams of 10 rows; the team sizes do not divide the tokens, so teams end at sample
+/// boundaries mid-way.
+#[test]
+fn long_teams_when_the_grid_is_full() {
+    // The plan only concerns the fast variants (the others are per row or per element).
+    let fast = [NormKernel::Warp, NormKernel::Block];
+    // 3 · 3001 rows / (264 · 4) → 9 rows per warp team.
+    let warp9 = Case::<f32>::random(21, AdalnShape { batch: 3, tokens: 3001, dim: 8 }, 6, 0, 1, 0);
+    warp9.check_kernels("warp teams of 9", &fast);
+    // 70 001 rows → 67 per team, capped at 64.
+    let warp64 = Case::<f16>::random(22, AdalnShape { batch: 1, tokens: 70_001, dim: 4 }, 2, 0, 1, 0);
+    warp64.check_kernels("warp teams of 64", &[NormKernel::Warp]);
+    // 2 · 1300 rows / 264 → 10 rows per block team (D > 512: the block variant).
+    let block10 = Case::<f32>::random(23, AdalnShape { batch: 2, tokens: 1300, dim: 520 }, 6, 3, 4, 0);
+    block10.check_kernels("block teams of 10", &[NormKernel::Block]);
 }
 
 fn layer_norm_case<T: FloatElement>(rows: usize, dim: usize, affine: bool, pad: usize, seed: u64) {

@@ -410,8 +410,9 @@ fn launch_norm<T: FloatElement>(
         }
         k => k,
     };
-    // Teams of up to ADALN_ROWS_PER_TEAM rows, never across a group (sample) boundary.
-    p.rows_per_team = p.group_rows.min(c::ADALN_ROWS_PER_TEAM);
+    // Teams never cross a group (sample) boundary; rows per team: see rows_per_team.
+    let teams_per_block = if kernel == NormKernel::Warp { c::ADALN_WARPS } else { 1 };
+    p.rows_per_team = rows_per_team(p.rows, p.group_rows, teams_per_block);
     let groups = (p.rows / p.group_rows) as u64;
     let teams = groups * p.group_rows.div_ceil(p.rows_per_team) as u64;
     p.teams = u32::try_from(teams).map_err(|_| Error::invalid("x", format!("{teams} row teams exceed a grid")))?;
@@ -430,6 +431,15 @@ fn launch_norm<T: FloatElement>(
             adaln_norm_block(device, &cfg, x, gamma, beta, y, p)
         }
     }
+}
+
+/// Rows each team normalizes (adaln.cu, ADALN_ROWS_PER_TEAM): ADALN_ROWS_PER_TEAM, or more
+/// while the grid still has ADALN_FILL_BLOCKS blocks of `teams_per_block` teams, at most
+/// ADALN_MAX_ROWS_PER_TEAM and never more than a group. More rows per team means fewer
+/// re-reads of the group's shift/scale; fewer means more blocks for small batches.
+fn rows_per_team(rows: u32, group_rows: u32, teams_per_block: u32) -> u32 {
+    let fill = rows.div_ceil(c::ADALN_FILL_BLOCKS * teams_per_block);
+    fill.clamp(c::ADALN_ROWS_PER_TEAM, c::ADALN_MAX_ROWS_PER_TEAM).min(group_rows)
 }
 
 /// Threads of the block variant for rows of `dim`: a multiple of 32, at least 64, the fewest
