@@ -3,16 +3,37 @@
 //! DiT blocks and a ViT tokenizer; FLOP throughput (criterion's Throughput::Elements counts
 //! 2·m·n·k FLOPs) and, on a GPU, TFLOP/s as a fraction of the device's peak.
 //!
+//! On a GPU a third variant, `cublaslt`, times NVIDIA's cuBLASLt (loaded at run time, see
+//! `tessera::baseline`) with its own fused epilogues at the same shapes: Bias and BiasGelu
+//! as they are; at the gated shapes cuBLASLt has no gated-residual epilogue (and tessera's
+//! elementwise gated kernel is not public), so it runs with the Bias epilogue only, less
+//! work than the gated variants do. Without libcublasLt the variant is skipped with a line
+//! saying so.
+//!
 //! `cargo bench --bench gemm` — without a GPU it runs the emulator and the Cpu reference at
 //! one cut-down DiT-S shape (the emulator runs every thread as a fiber: its times are for
-//! comparing fused and unfused, not for absolute speed). cuBLAS is not a baseline yet.
+//! comparing fused and unfused, not for absolute speed).
 
 mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use half::bf16;
 use std::time::Duration;
-use tessera::{linear_into, linear_unfused_into, Device, FloatElement, GemmEpilogue, GemmOptions, GemmShape};
+use tessera::baseline::cublaslt_linear_into;
+use tessera::{
+    linear_into, linear_unfused_into, BackendKind, Device, FloatElement, GemmEpilogue, GemmOptions, GemmShape,
+};
+
+/// What a benchmark row runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// tessera's GEMM with the epilogue fused.
+    Fused,
+    /// tessera's GEMM, then the epilogue as elementwise kernels.
+    Unfused,
+    /// cuBLASLt with its own epilogue (GPU only).
+    Cublaslt,
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Epi {
@@ -46,22 +67,44 @@ fn bench_shape(c: &mut Criterion, device: &Device, name: &str, shape: GemmShape,
     let options = GemmOptions::default();
     let mut group = c.benchmark_group(format!("gemm_{name}_{epi:?}_bf16_{:?}", device.kind()));
     group.throughput(Throughput::Elements(flops));
-    // The Cpu backend runs the reference whatever the variant: one row for it.
-    let variants: &[bool] = if device.kind() == tessera::BackendKind::Cpu { &[true] } else { &[true, false] };
-    for &fused in variants {
-        let label = if fused { "fused" } else { "unfused" };
-        let id = BenchmarkId::new(common::variant_label(device, label), format!("{m}x{n}x{k}"));
-        let per_iter = common::bench_synced(&mut group, id, device, || {
-            if fused {
-                linear_into(device, &x, &w, shape, &epilogue, &mut out, &options).unwrap();
-            } else {
-                linear_unfused_into(device, &x, &w, shape, &epilogue, &mut out, &options).unwrap();
+    // The Cpu backend runs the reference whatever the variant: one row for it. cuBLASLt only
+    // on a GPU.
+    let variants: &[Variant] = match device.kind() {
+        BackendKind::Cpu => &[Variant::Fused],
+        BackendKind::Emulator => &[Variant::Fused, Variant::Unfused],
+        BackendKind::Cuda => &[Variant::Fused, Variant::Unfused, Variant::Cublaslt],
+    };
+    // cuBLASLt's own epilogue: the gated residual is not one (see the header).
+    let lt_epilogue = match epilogue {
+        GemmEpilogue::GatedResidual { bias, .. } => GemmEpilogue::Bias(bias),
+        e => e,
+    };
+    for &variant in variants {
+        let label = match variant {
+            Variant::Fused => "fused",
+            Variant::Unfused => "unfused",
+            Variant::Cublaslt => "cublaslt",
+        };
+        if variant == Variant::Cublaslt {
+            // One call outside the timing: makes the handle, or says why there is none.
+            let probe =
+                cublaslt_linear_into(device, &x, &w, shape, &lt_epilogue, &mut out).and_then(|()| device.synchronize());
+            if let Err(e) = probe {
+                eprintln!("{name} {epi:?} cublaslt: skipped ({e})");
+                continue;
             }
+        }
+        let id = BenchmarkId::new(common::variant_label(device, label), format!("{m}x{n}x{k}"));
+        let per_iter = common::bench_synced(&mut group, id, device, || match variant {
+            Variant::Fused => linear_into(device, &x, &w, shape, &epilogue, &mut out, &options).unwrap(),
+            Variant::Unfused => linear_unfused_into(device, &x, &w, shape, &epilogue, &mut out, &options).unwrap(),
+            Variant::Cublaslt => cublaslt_linear_into(device, &x, &w, shape, &lt_epilogue, &mut out).unwrap(),
         });
         if let Some(peak) = device.peak_flops(tessera::DType::BF16) {
             let achieved = flops as f64 / per_iter.as_secs_f64();
+            let note = if variant == Variant::Cublaslt && matches!(epi, Epi::Gated) { " (Bias epilogue)" } else { "" };
             eprintln!(
-                "{name} {epi:?} {label}: {:.1} TFLOP/s = {:.1}% of peak",
+                "{name} {epi:?} {label}{note}: {:.1} TFLOP/s = {:.1}% of peak",
                 achieved / 1e12,
                 100.0 * achieved / peak
             );

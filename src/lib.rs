@@ -5,6 +5,7 @@
 //! driver, the kernel emulator (the same kernel sources compiled for the host), and the
 //! plain-Rust reference implementations. See README.md and docs/design.md for the layout.
 
+pub mod baseline;
 mod device;
 mod element;
 mod error;

@@ -52,6 +52,10 @@ pub(crate) struct CudaBackend {
     /// Each kernel looked up once, with the dynamic shared memory its launches have been
     /// allowed so far (the attribute is set under this lock, once per larger size).
     functions: Mutex<HashMap<&'static str, (CudaFunction, u32)>>,
+    /// The cuBLASLt handle of the benchmark baseline (`crate::baseline`), made on its first
+    /// call: its workspace is 32 MiB on Hopper, too much to allocate per call. Boxed: the
+    /// handle is large and most devices never make one.
+    cublaslt: std::sync::OnceLock<Box<cudarc::cublaslt::CudaBlasLT>>,
 }
 
 impl CudaBackend {
@@ -98,7 +102,14 @@ impl CudaBackend {
                 .map_err(|e| Error::driver(format!("loading kernels/{stem}.cu"), e))?;
             modules.push(module);
         }
-        Ok(CudaBackend { ordinal, name, stream, modules, functions: Mutex::new(HashMap::new()) })
+        Ok(CudaBackend {
+            ordinal,
+            name,
+            stream,
+            modules,
+            functions: Mutex::new(HashMap::new()),
+            cublaslt: std::sync::OnceLock::new(),
+        })
     }
 
     pub(crate) fn ordinal(&self) -> usize {
@@ -111,6 +122,11 @@ impl CudaBackend {
 
     pub(crate) fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
+    }
+
+    /// This device's cuBLASLt handle, empty until `crate::baseline` makes it.
+    pub(crate) fn cublaslt(&self) -> &std::sync::OnceLock<Box<cudarc::cublaslt::CudaBlasLT>> {
+        &self.cublaslt
     }
 
     pub(crate) fn peak_memory_bandwidth(&self) -> Option<f64> {
