@@ -2,6 +2,7 @@
 //! They are the `Cpu` backend and the oracle of every kernel test.
 
 pub mod adaln;
+pub mod attention;
 pub mod binary_quant;
 pub mod codebook;
 pub mod embedding;

@@ -1,5 +1,6 @@
-//! Reader for the PyTorch reference fixtures under `tests/fixtures/transformer/`
-//! (written by the `gen_*.py` scripts beside them; see that folder's README.md).
+//! Reader for the PyTorch reference fixtures under `tests/fixtures/transformer/` and
+//! `tests/fixtures/attention/` (written by the `gen_*.py` scripts beside them; see those
+//! folders' README.md).
 //!
 //! The format is line based:
 //! - a line starting with `#` is a comment (the header: package versions, what each
@@ -7,7 +8,8 @@
 //! - every other line is one section: `key: v v v ...` — the key, a colon, then the
 //!   values separated by single spaces (an empty section has nothing after the colon);
 //! - f32 values are written as their IEEE-754 bit patterns, 8 hex digits
-//!   (`3f800000` = 1.0), so nothing is lost in printing; integers are decimal;
+//!   (`3f800000` = 1.0), so nothing is lost in printing; f64 values likewise as 16 hex
+//!   digits (`3ff0000000000000` = 1.0); integers are decimal;
 //! - a tensor `k` has its shape in the section `k.shape` (decimal); tensors are
 //!   row-major (C order) in the shape PyTorch had (NCHW stays NCHW, nn.Linear weights
 //!   are `[out, in]`);
@@ -29,8 +31,14 @@ impl Fixture {
     /// Loads `tests/fixtures/transformer/<name>` (`.txt` is added when `name` has no
     /// extension).
     pub fn load(name: &str) -> Fixture {
+        Fixture::load_in("transformer", name)
+    }
+
+    /// Loads `tests/fixtures/<dir>/<name>` (`.txt` is added when `name` has no extension).
+    pub fn load_in(dir: &str, name: &str) -> Fixture {
         let mut path = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        path.push("tests/fixtures/transformer");
+        path.push("tests/fixtures");
+        path.push(dir);
         if name.contains('.') {
             path.push(name);
         } else {
@@ -108,6 +116,22 @@ impl Fixture {
                     .unwrap_or_else(|_| panic!("fixture {}: {key}: {v:?} is not an f32 bit pattern", self.name));
                 assert_eq!(v.len(), 8, "fixture {}: {key}: {v:?} is not 8 hex digits", self.name);
                 f32::from_bits(bits)
+            })
+            .collect();
+        self.check_len(key, out.len());
+        out
+    }
+
+    /// f64 values from their hex bit patterns (16 hex digits).
+    pub fn f64s(&self, key: &str) -> Vec<f64> {
+        let out: Vec<f64> = self
+            .raw(key)
+            .iter()
+            .map(|v| {
+                let bits = u64::from_str_radix(v, 16)
+                    .unwrap_or_else(|_| panic!("fixture {}: {key}: {v:?} is not an f64 bit pattern", self.name));
+                assert_eq!(v.len(), 16, "fixture {}: {key}: {v:?} is not 16 hex digits", self.name);
+                f64::from_bits(bits)
             })
             .collect();
         self.check_len(key, out.len());
