@@ -29,6 +29,9 @@ pub use kernels::adaln::{
     adaln_modulate, adaln_modulate_into, layer_norm, layer_norm_into, AdalnShape, Affine, Modulation, NormKernel,
     NormOptions, ADALN_DEFAULT_EPS, ADALN_MAX_DIM,
 };
+pub use kernels::attention::{
+    attention_into, AttentionLayout, AttentionOptions, AttentionShape, HeadLayout, ATTENTION_HEAD_DIMS,
+};
 pub use kernels::binary_quant::{
     BinaryQuantKernel, BinaryQuantOp, BinaryQuantized, BinaryQuantizer, BINARY_QUANT_MAX_DIM,
     BINARY_QUANT_MAX_GROUP_BITS,

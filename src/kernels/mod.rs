@@ -7,6 +7,7 @@ pub(crate) mod checks;
 pub(crate) mod constants;
 
 pub mod adaln;
+pub mod attention;
 pub mod binary_quant;
 pub mod codebook;
 pub mod embedding;

@@ -1,0 +1,235 @@
+//! The attention kernel (kernels/attention.cu) on the emulator — and on a GPU when present —
+//! against the f64 reference under FlashAttention's error rule (src/reference/attention.rs):
+//! every head dim, f16 and bf16, ragged lengths, causal with Tq ≠ Tk, key padding, fully
+//! masked rows, fused QKV views, bad arguments.
+
+mod common;
+
+use half::{bf16, f16};
+use tessera::reference::attention::{self as reference, Mask, Problem, Seqlens, Strides};
+use tessera::{
+    attention_into, AttentionLayout, AttentionOptions, AttentionShape, Device, Error, FloatElement, HeadLayout,
+};
+
+fn values<T: FloatElement>(seed: u64, n: usize, amplitude: f32) -> Vec<T> {
+    let mut rng = common::Rng(seed);
+    (0..n).map(|_| T::from_f32(amplitude * ((rng.word() >> 8) as f32 / 8_388_608.0 - 1.0))).collect()
+}
+
+struct Case<'a> {
+    shape: AttentionShape,
+    causal: bool,
+    key_lengths: Option<&'a [u32]>,
+    amplitude: f32,
+}
+
+impl Case<'_> {
+    fn check<T: FloatElement>(&self, seed: u64) {
+        let AttentionShape { batch, heads, head_dim, q_len, k_len } = self.shape;
+        let q = values::<T>(seed, batch * q_len * heads * head_dim, self.amplitude);
+        let k = values::<T>(seed + 1, batch * k_len * heads * head_dim, self.amplitude);
+        let v = values::<T>(seed + 2, batch * k_len * heads * head_dim, 1.0);
+        let mut problem = Problem::new(Seqlens::Padded { batch, tq: q_len, tk: k_len }, heads, head_dim);
+        problem.mask = Mask { causal: self.causal, key_lengths: self.key_lengths };
+        let exact = reference::attention_f64(&problem, &q, &k, &v).unwrap();
+        let plain = reference::attention_plain(&problem, &q, &k, &v).unwrap();
+        let options = AttentionOptions { causal: self.causal, scale: None, key_lengths: self.key_lengths };
+        for device in common::kernel_devices("attention") {
+            let (dq, dk, dv) = (device.upload(&q).unwrap(), device.upload(&k).unwrap(), device.upload(&v).unwrap());
+            let mut out = device.zeros::<T>(q.len()).unwrap();
+            let mut lse = device.zeros::<f32>(batch * heads * q_len).unwrap();
+            let layout = AttentionLayout::contiguous(heads, head_dim);
+            attention_into(&device, &dq, &dk, &dv, self.shape, &layout, &options, &mut out, &mut lse).unwrap();
+            let (got, got_lse) = (out.download().unwrap(), lse.download().unwrap());
+            assert!(got.iter().all(|x| !x.to_f32().is_nan()), "NaN in the output");
+            let errors = reference::error_rule(&exact, &plain, &got, &got_lse);
+            assert!(
+                errors.holds(),
+                "{:?} causal {} key lengths {:?} on {} {:?}: {errors}",
+                self.shape,
+                self.causal,
+                self.key_lengths,
+                device.name(),
+                T::DTYPE
+            );
+        }
+    }
+}
+
+fn shape(batch: usize, heads: usize, head_dim: usize, q_len: usize, k_len: usize) -> AttentionShape {
+    AttentionShape { batch, heads, head_dim, q_len, k_len }
+}
+
+/// Every head dim at ragged lengths (one more than a multiple of the key tile and of the
+/// 64-row query block), both dtypes.
+#[test]
+fn every_head_dim_matches_the_reference() {
+    for head_dim in tessera::ATTENTION_HEAD_DIMS {
+        let case = Case { shape: shape(1, 2, head_dim, 65, 97), causal: false, key_lengths: None, amplitude: 1.0 };
+        case.check::<f16>(head_dim as u64);
+        case.check::<bf16>(head_dim as u64 + 100);
+    }
+}
+
+/// DiT-XL/2's head dim with several key tiles and a ragged query block.
+#[test]
+fn head_dim_72_over_several_key_tiles() {
+    Case { shape: shape(2, 1, 72, 113, 200), causal: false, key_lengths: None, amplitude: 2.0 }.check::<bf16>(7);
+}
+
+/// Bottom-right causal with Tq < Tk, Tq = Tk and Tq > Tk (the first Tq − Tk rows see no key:
+/// O = 0, lse = −∞).
+#[test]
+fn causal_is_bottom_right_aligned() {
+    for (q_len, k_len) in [(70usize, 150usize), (97, 97), (130, 60)] {
+        let case = Case { shape: shape(1, 2, 64, q_len, k_len), causal: true, key_lengths: None, amplitude: 1.0 };
+        case.check::<f16>(q_len as u64);
+    }
+}
+
+/// Key padding, alone and with causal; one sequence sees no key at all.
+#[test]
+fn key_padding_and_empty_sequences() {
+    let lens = [100u32, 3, 0];
+    let case = Case { shape: shape(3, 2, 32, 40, 100), causal: false, key_lengths: Some(&lens), amplitude: 1.0 };
+    case.check::<bf16>(11);
+    Case { causal: true, ..case }.check::<f16>(12);
+}
+
+/// |q·k| ~ 1e4 in bf16: the f32 softmax does not overflow.
+#[test]
+fn large_logits_stay_finite() {
+    Case { shape: shape(1, 1, 128, 33, 70), causal: false, key_lengths: None, amplitude: 30.0 }.check::<bf16>(5);
+}
+
+/// Q, K and V as views into one fused [B, T, 3, H, Dh] buffer.
+#[test]
+fn fused_qkv_views() {
+    let (batch, tokens, heads, head_dim) = (2usize, 37usize, 3usize, 72usize);
+    let qkv = values::<bf16>(9, batch * tokens * 3 * heads * head_dim, 1.0);
+    let (q, k, v) = reference::split_fused_qkv(&qkv, heads, head_dim);
+    let mut problem = Problem::new(Seqlens::Padded { batch, tq: tokens, tk: tokens }, heads, head_dim);
+    let fused = Strides::fused_qkv(tokens, heads, head_dim);
+    (problem.q, problem.k, problem.v) = (fused, fused, fused);
+    let exact = reference::attention_f64(&problem, q, k, v).unwrap();
+    let plain = reference::attention_plain(&problem, q, k, v).unwrap();
+    let s = shape(batch, heads, head_dim, tokens, tokens);
+    for device in common::kernel_devices("attention") {
+        let buf = device.upload(&qkv).unwrap();
+        let part = heads * head_dim;
+        let (dq, dk, dv) = (buf.view(..).unwrap(), buf.view(part..).unwrap(), buf.view(2 * part..).unwrap());
+        let mut out = device.zeros::<bf16>(batch * tokens * part).unwrap();
+        let mut lse = device.zeros::<f32>(batch * heads * tokens).unwrap();
+        let layout = AttentionLayout::fused_qkv(heads, head_dim);
+        attention_into(&device, dq, dk, dv, s, &layout, &AttentionOptions::default(), &mut out, &mut lse).unwrap();
+        let errors = reference::error_rule(&exact, &plain, &out.download().unwrap(), &lse.download().unwrap());
+        assert!(errors.holds(), "fused QKV on {}: {errors}", device.name());
+    }
+}
+
+/// Reruns write the same bits.
+#[test]
+fn reruns_are_bit_identical() {
+    let device = Device::emulator();
+    let s = shape(1, 2, 72, 70, 90);
+    let q = device.upload(&values::<f16>(1, 70 * 2 * 72, 1.0)).unwrap();
+    let k = device.upload(&values::<f16>(2, 90 * 2 * 72, 1.0)).unwrap();
+    let layout = AttentionLayout::contiguous(2, 72);
+    let run = || {
+        let mut out = device.zeros::<f16>(70 * 2 * 72).unwrap();
+        let mut lse = device.zeros::<f32>(2 * 70).unwrap();
+        let options = AttentionOptions { causal: true, ..Default::default() };
+        attention_into(&device, &q, &k, &k, s, &layout, &options, &mut out, &mut lse).unwrap();
+        (out.download().unwrap(), lse.download().unwrap())
+    };
+    let (a, b) = (run(), run());
+    assert!(a.0.iter().zip(&b.0).all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert!(a.1.iter().zip(&b.1).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+fn invalid(r: tessera::Result<()>) -> String {
+    match r {
+        Err(Error::InvalidArgument { arg, .. }) => arg.to_string(),
+        Err(Error::LengthMismatch { arg, .. }) => arg.to_string(),
+        other => panic!("expected a typed argument error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_arguments_are_typed_errors() {
+    let device = Device::emulator();
+    let s = shape(1, 1, 64, 8, 8);
+    let buf = device.upload(&values::<f16>(3, 8 * 64, 1.0)).unwrap();
+    let mut out = device.zeros::<f16>(8 * 64).unwrap();
+    let mut lse = device.zeros::<f32>(8).unwrap();
+    let layout = AttentionLayout::contiguous(1, 64);
+    let opts = AttentionOptions::default();
+    let mut run = |s: AttentionShape, layout: &AttentionLayout, opts: &AttentionOptions<'_>, lse_len: usize| {
+        let mut l = device.zeros::<f32>(lse_len).unwrap();
+        attention_into(&device, &buf, &buf, &buf, s, layout, opts, &mut out, &mut l)
+    };
+    assert_eq!(invalid(run(AttentionShape { head_dim: 80, ..s }, &layout, &opts, 8)), "shape.head_dim");
+    assert_eq!(invalid(run(AttentionShape { q_len: 9, ..s }, &layout, &opts, 9)), "q");
+    assert_eq!(invalid(run(AttentionShape { k_len: 9, ..s }, &layout, &opts, 8)), "k");
+    assert_eq!(invalid(run(s, &layout, &opts, 7)), "lse");
+    let odd = AttentionLayout { k: HeadLayout { token: 60, head: 60 }, ..layout };
+    assert_eq!(invalid(run(AttentionShape { k_len: 1, ..s }, &odd, &opts, 8)), "k");
+    let nan = AttentionOptions { scale: Some(f32::NAN), ..opts };
+    assert_eq!(invalid(run(s, &layout, &nan, 8)), "options.scale");
+    let too_long = [9u32];
+    let lens = AttentionOptions { key_lengths: Some(&too_long), ..opts };
+    assert_eq!(invalid(run(s, &layout, &lens, 8)), "options.key_lengths");
+    let misaligned = buf.view(1..).unwrap();
+    let r = attention_into(
+        &device,
+        misaligned,
+        &buf,
+        &buf,
+        AttentionShape { q_len: 7, ..s },
+        &layout,
+        &opts,
+        &mut out,
+        &mut lse,
+    );
+    assert_eq!(invalid(r), "q");
+    let f32s = device.zeros::<f32>(8 * 64).unwrap();
+    let mut out32 = device.zeros::<f32>(8 * 64).unwrap();
+    let r = attention_into(&device, &f32s, &f32s, &f32s, s, &layout, &opts, &mut out32, &mut lse);
+    assert!(matches!(r, Err(Error::UnsupportedDtype { .. })), "{r:?}");
+}
+
+/// The mma instructions of one launch (None without the emulator's checks: nothing is profiled).
+fn mma_count(causal: bool, q_len: usize, k_len: usize) -> Option<u64> {
+    if !tessera::emulator::checks_enabled() {
+        eprintln!("skipped: the emulator was built without TESSERA_SANITIZE=checks, so nothing is profiled");
+        return None;
+    }
+    let device = Device::emulator();
+    let s = shape(1, 1, 72, q_len, k_len);
+    let q = device.upload(&values::<bf16>(1, q_len * 72, 1.0)).unwrap();
+    let k = device.upload(&values::<bf16>(2, k_len * 72, 1.0)).unwrap();
+    let mut out = device.zeros::<bf16>(q_len * 72).unwrap();
+    let mut lse = device.zeros::<f32>(q_len).unwrap();
+    let layout = AttentionLayout::contiguous(1, 72);
+    let options = AttentionOptions { causal, ..Default::default() };
+    let (r, records) =
+        tessera::emulator::profile(|| attention_into(&device, &q, &k, &k, s, &layout, &options, &mut out, &mut lse));
+    r.unwrap();
+    assert_eq!(records.len(), 1);
+    Some(records[0].counters.mma)
+}
+
+/// Head dim 72 costs 72/72 of the FLOPs, not 96/72: per warp and 64-key tile, Q·Kᵀ is 4
+/// k-steps of m16n8k16 and one m16n8k8 over 8 n8 tiles (2·16·64·72 FLOPs exactly) and P·V
+/// is 4 k-steps over 9 n8 tiles: 40 + 36 = 76 mma. And causal key tiles above the diagonal
+/// are skipped, not masked: with Tq = Tk = 128, block 0 (queries 0..63) reads 1 key tile
+/// and block 1 reads 2, against 2 + 2 without the mask.
+#[test]
+fn head_dim_72_is_not_padded_and_causal_tiles_are_skipped() {
+    let Some(full) = mma_count(false, 128, 128) else { return };
+    let per_tile = 4 * (8 * 4 + 8 + 4 * 9);
+    assert_eq!(full, 4 * per_tile, "two blocks of two key tiles");
+    assert_eq!(mma_count(true, 128, 128).unwrap(), 3 * per_tile, "causal: 1 + 2 key tiles");
+    // Tq < Tk: the diagonal moves right by Tk − Tq = 64 keys, block 0 reads 2 tiles, block 1 all 3.
+    assert_eq!(mma_count(true, 128, 192).unwrap(), 5 * per_tile, "causal, Tk − Tq = 64: 2 + 3 key tiles");
+}
