@@ -297,6 +297,16 @@ pub fn attention_into<'a, T: FloatElement>(
         scale_log2: scale * std::f32::consts::LOG2_E,
         pad: 0,
     };
+    // The profile's FLOPs: 4·Dh per visible (query, key) pair (Q·Kᵀ and P·V), per head.
+    let visible: u64 = (0..batch)
+        .map(|b| {
+            let keys = options.key_lengths.map_or(k_len, |l| l[b] as usize);
+            (0..q_len)
+                .map(|i| if options.causal { keys.min((i + k_len + 1).saturating_sub(q_len)) } else { keys } as u64)
+                .sum::<u64>()
+        })
+        .sum();
+    crate::device::emulator::hint_flops(4 * head_dim as u64 * heads as u64 * visible);
     let words = DeviceBuffer::<u32>::upload(device, options.key_lengths.unwrap_or(&[0]))?;
     let cfg = LaunchConfig { grid, block: (c::ATTN_THREADS, 1, 1), shared_mem_bytes: smem_bytes(head_dim) };
     let (wq, wk, wl) = (words.as_view(), words.as_view(), words.as_view());

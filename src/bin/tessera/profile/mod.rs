@@ -5,6 +5,7 @@
 //! only tessera's public API.
 
 mod adaln;
+mod attention;
 mod binary_quant;
 mod codebook;
 mod embedding;
@@ -151,6 +152,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(adaln::cases(device)?);
     all.extend(gemm::cases(device)?);
     all.extend(patchify::cases(device)?);
+    all.extend(attention::cases(device)?);
     Ok(all)
 }
 
