@@ -233,3 +233,81 @@ fn head_dim_72_is_not_padded_and_causal_tiles_are_skipped() {
     // Tq < Tk: the diagonal moves right by Tk − Tq = 64 keys, block 0 reads 2 tiles, block 1 all 3.
     assert_eq!(mma_count(true, 128, 192).unwrap(), 5 * per_tile, "causal, Tk − Tq = 64: 2 + 3 key tiles");
 }
+
+/// A packed varlen batch against the reference (offsets of every kind: empty sequences,
+/// T = 1, odd and mismatched query/key lengths), with and without the causal mask.
+fn check_varlen<T: FloatElement>(cu_q: &[u32], cu_k: &[u32], heads: usize, head_dim: usize, causal: bool, seed: u64) {
+    let (tq, tk) = (*cu_q.last().unwrap() as usize, *cu_k.last().unwrap() as usize);
+    let q = values::<T>(seed, tq * heads * head_dim, 1.0);
+    let k = values::<T>(seed + 1, tk * heads * head_dim, 1.0);
+    let v = values::<T>(seed + 2, tk * heads * head_dim, 1.0);
+    let mut problem = Problem::new(Seqlens::Varlen { cu_seqlens_q: cu_q, cu_seqlens_k: cu_k }, heads, head_dim);
+    problem.mask = Mask { causal, key_lengths: None };
+    let exact = reference::attention_f64(&problem, &q, &k, &v).unwrap();
+    let plain = reference::attention_plain(&problem, &q, &k, &v).unwrap();
+    let options = AttentionOptions { causal, ..Default::default() };
+    for device in common::kernel_devices("attention") {
+        // One spare element in front keeps every view's allocation non-empty.
+        let up = |x: &[T]| device.upload(&[&[T::default(); 8][..], x].concat()).unwrap();
+        let (dq, dk, dv) = (up(&q), up(&k), up(&v));
+        let mut out = device.zeros::<T>(8 + q.len()).unwrap();
+        let mut lse = device.zeros::<f32>(heads * tq).unwrap();
+        let layout = AttentionLayout::contiguous(heads, head_dim);
+        tessera::attention_varlen_into(
+            &device,
+            dq.view(8..).unwrap(),
+            dk.view(8..).unwrap(),
+            dv.view(8..).unwrap(),
+            cu_q,
+            cu_k,
+            heads,
+            head_dim,
+            &layout,
+            &options,
+            out.view_mut(8..).unwrap(),
+            &mut lse,
+        )
+        .unwrap();
+        let got = out.download().unwrap();
+        assert!(got[..8].iter().all(|x| x.to_f32() == 0.0), "wrote before the output view");
+        let errors = reference::error_rule(&exact, &plain, &got[8..], &lse.download().unwrap());
+        assert!(errors.holds(), "varlen {cu_q:?} / {cu_k:?} causal {causal} on {}: {errors}", device.name());
+    }
+}
+
+#[test]
+fn varlen_batches_match_the_reference() {
+    // Lengths 97, 0, 1, 113 queries against 40, 5, 0, 130 keys.
+    let cu_q = [0u32, 97, 97, 98, 211];
+    let cu_k = [0u32, 40, 45, 45, 175];
+    for causal in [false, true] {
+        check_varlen::<f16>(&cu_q, &cu_k, 2, 72, causal, 31);
+        check_varlen::<bf16>(&cu_q, &cu_k, 1, 64, causal, 32);
+    }
+    // A batch of only empty sequences: nothing to write.
+    check_varlen::<bf16>(&[0, 0, 0], &[0, 0, 0], 1, 32, false, 33);
+}
+
+#[test]
+fn bad_offsets_are_typed_errors() {
+    let device = Device::emulator();
+    let buf = device.upload(&values::<f16>(3, 8 * 64, 1.0)).unwrap();
+    let mut out = device.zeros::<f16>(8 * 64).unwrap();
+    let mut lse = device.zeros::<f32>(8).unwrap();
+    let layout = AttentionLayout::contiguous(1, 64);
+    let mut run = |cu_q: &[u32], cu_k: &[u32], opts: &AttentionOptions<'_>| {
+        tessera::attention_varlen_into(&device, &buf, &buf, &buf, cu_q, cu_k, 1, 64, &layout, opts, &mut out, &mut lse)
+    };
+    let none = AttentionOptions::default();
+    assert_eq!(invalid(run(&[], &[0], &none)), "cu_seqlens_q");
+    assert_eq!(invalid(run(&[1, 8], &[0, 8], &none)), "cu_seqlens_q");
+    assert_eq!(invalid(run(&[0, 8], &[0, 5, 4], &none)), "cu_seqlens_k");
+    assert_eq!(invalid(run(&[0, 8], &[0, 4, 8], &none)), "cu_seqlens_k");
+    assert_eq!(invalid(run(&[0, 9], &[0, 8], &none)), "q");
+    assert_eq!(invalid(run(&[0, 8], &[0, 9], &none)), "k");
+    let lens = [8u32];
+    assert_eq!(
+        invalid(run(&[0, 8], &[0, 8], &AttentionOptions { key_lengths: Some(&lens), ..none })),
+        "options.key_lengths"
+    );
+}

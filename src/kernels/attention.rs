@@ -12,9 +12,12 @@
 //! `Tq = Tk`); key padding as per-sequence key lengths. A query row that sees no key gets
 //! `O = 0` and `lse = −∞`, never NaN.
 //!
-//! Not yet: packed variable-length batches (the kernel takes `cu_seqlens`, the wrapper does
-//! not expose them yet). Each call uploads a small u32 buffer (the key lengths, or one
-//! placeholder word) — an allocation per call.
+//! Packed variable-length batches ([`attention_varlen_into`]): tokens `[total, H, Dh]`,
+//! sequence `b`'s queries are tokens `cu_seqlens_q[b] .. cu_seqlens_q[b + 1]`, its keys
+//! `cu_seqlens_k[b] .. cu_seqlens_k[b + 1]` (lengths may differ and may be 0); `lse` is
+//! `[H, total_q]`. The offsets are host slices, checked (start at 0, non-decreasing, `B + 1`
+//! of each) and uploaded with the call: each call uploads one small u32 buffer (offsets, key
+//! lengths or a placeholder word) — an allocation per call.
 
 use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::element::DType;
@@ -183,15 +186,16 @@ fn check_view(arg: &'static str, len: usize, aligned: bool, need: Option<usize>,
     Ok(())
 }
 
-/// Attention forward into `out` (`[B, Tq, H, Dh]` at `layout.o`) and `lse` (f32
-/// `[B, H, Tq]`), see the module documentation. T is f16 or bf16. Enqueued on the
-/// device's stream; no host synchronization.
+/// Attention forward over a batch of equal-length sequences into `out` (`[B, Tq, H, Dh]` at
+/// `layout.o`) and `lse` (f32 `[B, H, Tq]`), see the module documentation. T is f16 or
+/// bf16. Enqueued on the device's stream; no host synchronization.
 ///
 /// Errors: [`Error::UnsupportedDtype`] for f32; [`Error::InvalidArgument`] naming
 /// `shape.head_dim` (not 32/64/72/96/128), `shape` (a grid dimension too large), `q`/`k`/
 /// `v`/`out` (too short for the shape and strides, strides not multiples of 8, not 16-byte
-/// aligned), `layout.o` (rows overlap), `lse` (≠ B·H·Tq), `options.scale` (not finite),
-/// `options.key_lengths` (≠ B entries or one above Tk); [`Error::WrongDevice`].
+/// aligned), `layout.o` (rows overlap), `options.scale` (not finite), `options.key_lengths`
+/// (≠ B entries or one above Tk); [`Error::LengthMismatch`] naming `lse` (≠ B·H·Tq);
+/// [`Error::WrongDevice`].
 #[allow(clippy::too_many_arguments)]
 pub fn attention_into<'a, T: FloatElement>(
     device: &Device,
@@ -204,16 +208,120 @@ pub fn attention_into<'a, T: FloatElement>(
     out: impl Into<BufferViewMut<'a, T>>,
     lse: impl Into<BufferViewMut<'a, f32>>,
 ) -> Result<()> {
-    let (q, k, v, mut out, mut lse) = (q.into(), k.into(), v.into(), out.into(), lse.into());
     let AttentionShape { batch, heads, head_dim, q_len, k_len } = shape;
+    let batch_kind = Batch::Fixed { batch, q_len, k_len };
+    run(device, q.into(), k.into(), v.into(), batch_kind, heads, head_dim, layout, options, out.into(), lse.into())
+}
+
+/// Attention forward over a packed variable-length batch: Q `[total_q, H, Dh]`, K and V
+/// `[total_k, H, Dh]` (at `layout`'s strides), sequence `b` = query tokens
+/// `cu_seqlens_q[b] .. cu_seqlens_q[b + 1]` and key tokens `cu_seqlens_k[b] ..
+/// cu_seqlens_k[b + 1]`; `out` `[total_q, H, Dh]` at `layout.o`, `lse` f32 `[H, total_q]`.
+/// Causal masks are bottom-right aligned per sequence; `options.key_lengths` must be None
+/// (the offsets already say which keys exist).
+///
+/// Errors: those of [`attention_into`], and [`Error::InvalidArgument`] naming
+/// `cu_seqlens_q` / `cu_seqlens_k` (empty, not starting at 0, decreasing, different counts,
+/// a sequence longer than u32 or a batch above 65535) or `options.key_lengths` (given).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_varlen_into<'a, T: FloatElement>(
+    device: &Device,
+    q: impl Into<BufferView<'a, T>>,
+    k: impl Into<BufferView<'a, T>>,
+    v: impl Into<BufferView<'a, T>>,
+    cu_seqlens_q: &[u32],
+    cu_seqlens_k: &[u32],
+    heads: usize,
+    head_dim: usize,
+    layout: &AttentionLayout,
+    options: &AttentionOptions<'_>,
+    out: impl Into<BufferViewMut<'a, T>>,
+    lse: impl Into<BufferViewMut<'a, f32>>,
+) -> Result<()> {
+    for (arg, cu) in [("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)] {
+        if cu.is_empty() {
+            return Err(Error::invalid(arg, "needs B + 1 ≥ 1 offsets"));
+        }
+        if cu[0] != 0 {
+            return Err(Error::invalid(arg, format!("starts at {}, not 0", cu[0])));
+        }
+        if let Some(b) = cu.windows(2).position(|w| w[1] < w[0]) {
+            return Err(Error::invalid(arg, format!("decreases after sequence {b}: {} then {}", cu[b], cu[b + 1])));
+        }
+    }
+    if cu_seqlens_k.len() != cu_seqlens_q.len() {
+        return Err(Error::invalid(
+            "cu_seqlens_k",
+            format!("{} offsets, but cu_seqlens_q has {}", cu_seqlens_k.len(), cu_seqlens_q.len()),
+        ));
+    }
+    if options.key_lengths.is_some() {
+        return Err(Error::invalid(
+            "options.key_lengths",
+            "not with a varlen batch: cu_seqlens_k says which keys exist",
+        ));
+    }
+    let batch_kind = Batch::Varlen { cu_q: cu_seqlens_q, cu_k: cu_seqlens_k };
+    run(device, q.into(), k.into(), v.into(), batch_kind, heads, head_dim, layout, options, out.into(), lse.into())
+}
+
+/// The batch of one call: equal lengths, or packed sequences (offsets checked by the caller).
+#[derive(Clone, Copy)]
+enum Batch<'s> {
+    Fixed { batch: usize, q_len: usize, k_len: usize },
+    Varlen { cu_q: &'s [u32], cu_k: &'s [u32] },
+}
+
+impl Batch<'_> {
+    fn batch(&self) -> usize {
+        match *self {
+            Batch::Fixed { batch, .. } => batch,
+            Batch::Varlen { cu_q, .. } => cu_q.len() - 1,
+        }
+    }
+
+    /// Total query and key tokens.
+    fn tokens(&self) -> Result<(usize, usize)> {
+        match *self {
+            Batch::Fixed { batch, q_len, k_len } => Ok((
+                batch.checked_mul(q_len).ok_or_else(|| Error::invalid("shape", "B·Tq overflows"))?,
+                batch.checked_mul(k_len).ok_or_else(|| Error::invalid("shape", "B·Tk overflows"))?,
+            )),
+            Batch::Varlen { cu_q, cu_k } => Ok((cu_q[cu_q.len() - 1] as usize, cu_k[cu_k.len() - 1] as usize)),
+        }
+    }
+
+    /// The longest query sequence (the grid's x extent, in 64-row blocks).
+    fn max_q(&self) -> usize {
+        match *self {
+            Batch::Fixed { q_len, .. } => q_len,
+            Batch::Varlen { cu_q, .. } => cu_q.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<T: FloatElement>(
+    device: &Device,
+    q: BufferView<'_, T>,
+    k: BufferView<'_, T>,
+    v: BufferView<'_, T>,
+    seqs: Batch<'_>,
+    heads: usize,
+    head_dim: usize,
+    layout: &AttentionLayout,
+    options: &AttentionOptions<'_>,
+    mut out: BufferViewMut<'_, T>,
+    mut lse: BufferViewMut<'_, f32>,
+) -> Result<()> {
     if T::DTYPE == DType::F32 {
         return Err(Error::UnsupportedDtype { kernel: "attention_fwd", dtype: T::DTYPE });
     }
     if !ATTENTION_HEAD_DIMS.contains(&head_dim) {
         return Err(Error::invalid("shape.head_dim", format!("{head_dim}; kernels exist for {ATTENTION_HEAD_DIMS:?}")));
     }
-    let q_tokens = batch.checked_mul(q_len).ok_or_else(|| Error::invalid("shape", "B·Tq overflows"))?;
-    let k_tokens = batch.checked_mul(k_len).ok_or_else(|| Error::invalid("shape", "B·Tk overflows"))?;
+    let batch = seqs.batch();
+    let (q_tokens, k_tokens) = seqs.tokens()?;
     check_view("q", q.len(), q.is_aligned(16), span(q_tokens, heads, head_dim, layout.q), layout.q)?;
     check_view("k", k.len(), k.is_aligned(16), span(k_tokens, heads, head_dim, layout.k), layout.k)?;
     check_view("v", v.len(), v.is_aligned(16), span(k_tokens, heads, head_dim, layout.v), layout.v)?;
@@ -231,12 +339,18 @@ pub fn attention_into<'a, T: FloatElement>(
     if !scale.is_finite() {
         return Err(Error::invalid("options.scale", format!("{scale} is not finite")));
     }
-    if let Some(lens) = options.key_lengths {
-        if lens.len() != batch {
-            return Err(Error::invalid("options.key_lengths", format!("{} entries for B = {batch}", lens.len())));
+    let lens = |b: usize| -> (usize, usize) {
+        match seqs {
+            Batch::Fixed { q_len, k_len, .. } => (q_len, k_len),
+            Batch::Varlen { cu_q, cu_k } => ((cu_q[b + 1] - cu_q[b]) as usize, (cu_k[b + 1] - cu_k[b]) as usize),
         }
-        if let Some((b, &l)) = lens.iter().enumerate().find(|(_, &l)| l as usize > k_len) {
-            return Err(Error::invalid("options.key_lengths", format!("entry {b} is {l}, above Tk = {k_len}")));
+    };
+    if let Some(kl) = options.key_lengths {
+        if kl.len() != batch {
+            return Err(Error::invalid("options.key_lengths", format!("{} entries for B = {batch}", kl.len())));
+        }
+        if let Some((b, &l)) = kl.iter().enumerate().find(|(b, &l)| l as usize > lens(*b).1) {
+            return Err(Error::invalid("options.key_lengths", format!("entry {b} is {l}, above Tk = {}", lens(b).1)));
         }
     }
     for (arg, d) in [("q", q.device()), ("k", k.device()), ("v", v.device()), ("out", out.device())] {
@@ -245,13 +359,20 @@ pub fn attention_into<'a, T: FloatElement>(
     device.check_same("lse", lse.device())?;
 
     if device.kind() == BackendKind::Cpu {
+        let (seqlens, q_batch, k_batch) = match seqs {
+            Batch::Fixed { batch, q_len, k_len } => {
+                (reference::Seqlens::Padded { batch, tq: q_len, tk: k_len }, q_len, k_len)
+            }
+            Batch::Varlen { cu_q, cu_k } => {
+                (reference::Seqlens::Varlen { cu_seqlens_q: cu_q, cu_seqlens_k: cu_k }, 0, 0)
+            }
+        };
         let strides =
             |l: HeadLayout, len: usize| reference::Strides { batch: len * l.token, token: l.token, head: l.head };
-        let mut problem =
-            reference::Problem::new(reference::Seqlens::Padded { batch, tq: q_len, tk: k_len }, heads, head_dim);
-        problem.q = strides(layout.q, q_len);
-        problem.k = strides(layout.k, k_len);
-        problem.v = strides(layout.v, k_len);
+        let mut problem = reference::Problem::new(seqlens, heads, head_dim);
+        problem.q = strides(layout.q, q_batch);
+        problem.k = strides(layout.k, k_batch);
+        problem.v = strides(layout.v, k_batch);
         problem.mask = reference::Mask { causal: options.causal, key_lengths: options.key_lengths };
         problem.scale = scale;
         let (qs, ks, vs) = (host(&q, "q")?, host(&k, "k")?, host(&v, "v")?);
@@ -269,20 +390,26 @@ pub fn attention_into<'a, T: FloatElement>(
         host_mut(&mut lse, "lse")?.iter_mut().zip(&result.lse).for_each(|(l, r)| *l = *r as f32);
         return Ok(());
     }
-    if q_tokens == 0 || heads == 0 {
+    let max_q = seqs.max_q();
+    if batch == 0 || max_q == 0 || heads == 0 {
         return Ok(());
     }
     let grid =
-        (u32_of(q_len.div_ceil(c::ATTN_BLOCK_M as usize), "shape")?, u32_of(heads, "shape")?, u32_of(batch, "shape")?);
+        (u32_of(max_q.div_ceil(c::ATTN_BLOCK_M as usize), "shape")?, u32_of(heads, "shape")?, u32_of(batch, "shape")?);
     if grid.1 > 65_535 || grid.2 > 65_535 {
         return Err(Error::invalid("shape", format!("H = {heads} and B = {batch} must be at most 65535")));
     }
+    let (fixed_q, fixed_k) = match seqs {
+        Batch::Fixed { q_len, k_len, .. } => (u32_of(q_len, "shape")?, u32_of(k_len, "shape")?),
+        Batch::Varlen { .. } => (0, 0),
+    };
+    let varlen = matches!(seqs, Batch::Varlen { .. });
     let p = AttnParams {
         batch: grid.2,
         heads: grid.1,
-        q_len: u32_of(q_len, "shape")?,
-        k_len: u32_of(k_len, "shape")?,
-        varlen: 0,
+        q_len: fixed_q,
+        k_len: fixed_k,
+        varlen: varlen as u32,
         causal: options.causal as u32,
         q_token_stride: u32_of(layout.q.token, "q")?,
         k_token_stride: u32_of(layout.k.token, "k")?,
@@ -292,7 +419,7 @@ pub fn attention_into<'a, T: FloatElement>(
         k_head_stride: u32_of(layout.k.head, "k")?,
         v_head_stride: u32_of(layout.v.head, "v")?,
         o_head_stride: u32_of(layout.o.head, "out")?,
-        lse_head_stride: u32_of(q_len, "shape")?,
+        lse_head_stride: u32_of(if varlen { q_tokens } else { fixed_q as usize }, "shape")?,
         has_key_lengths: options.key_lengths.is_some() as u32,
         scale_log2: scale * std::f32::consts::LOG2_E,
         pad: 0,
@@ -300,16 +427,26 @@ pub fn attention_into<'a, T: FloatElement>(
     // The profile's FLOPs: 4·Dh per visible (query, key) pair (Q·Kᵀ and P·V), per head.
     let visible: u64 = (0..batch)
         .map(|b| {
-            let keys = options.key_lengths.map_or(k_len, |l| l[b] as usize);
-            (0..q_len)
-                .map(|i| if options.causal { keys.min((i + k_len + 1).saturating_sub(q_len)) } else { keys } as u64)
+            let (tq, tk) = lens(b);
+            let keys = options.key_lengths.map_or(tk, |l| l[b] as usize);
+            (0..tq)
+                .map(|i| if options.causal { keys.min((i + tk + 1).saturating_sub(tq)) } else { keys } as u64)
                 .sum::<u64>()
         })
         .sum();
     crate::device::emulator::hint_flops(4 * head_dim as u64 * heads as u64 * visible);
-    let words = DeviceBuffer::<u32>::upload(device, options.key_lengths.unwrap_or(&[0]))?;
+    // One u32 buffer: [cu_seqlens_q | cu_seqlens_k] (varlen), the key lengths, or one word.
+    let words: Vec<u32> = match seqs {
+        Batch::Varlen { cu_q, cu_k } => cu_q.iter().chain(cu_k).copied().collect(),
+        Batch::Fixed { .. } => options.key_lengths.map_or_else(|| vec![0], <[u32]>::to_vec),
+    };
+    let words = DeviceBuffer::<u32>::upload(device, &words)?;
+    let (wq, wk, wl) = if varlen {
+        (words.view(..batch + 1)?, words.view(batch + 1..)?, words.view(..1)?)
+    } else {
+        (words.as_view(), words.as_view(), words.as_view())
+    };
     let cfg = LaunchConfig { grid, block: (c::ATTN_THREADS, 1, 1), shared_mem_bytes: smem_bytes(head_dim) };
-    let (wq, wk, wl) = (words.as_view(), words.as_view(), words.as_view());
     match head_dim {
         32 => attention_fwd_d32(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
         64 => attention_fwd_d64(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
