@@ -311,3 +311,15 @@ fn bad_offsets_are_typed_errors() {
         "options.key_lengths"
     );
 }
+
+/// The odd lengths around a 1024-token sequence, and a 16 384-key sequence (a few
+/// queries, so that the emulator runs it in a second or two).
+#[test]
+fn long_and_odd_sequences() {
+    for (q_len, k_len) in [(1023usize, 1025usize), (1025, 1023)] {
+        let case = Case { shape: shape(1, 1, 64, q_len, k_len), causal: true, key_lengths: None, amplitude: 1.0 };
+        case.check::<bf16>(q_len as u64);
+    }
+    Case { shape: shape(1, 1, 32, 3, 16_384), causal: false, key_lengths: None, amplitude: 1.0 }.check::<f16>(77);
+    Case { shape: shape(1, 1, 128, 1, 1), causal: true, key_lengths: None, amplitude: 1.0 }.check::<f16>(78);
+}
