@@ -67,6 +67,16 @@ struct AttnParams {
 };
 static_assert(sizeof(AttnParams) == 72, "AttnParams layout changed");
 
+#define ATTN_SOFTMAX_THREADS 256
+
+// Must match `AttnSoftmaxParams` in src/kernels/attention.rs.
+struct AttnSoftmaxParams {
+    unsigned q_len, k_len;  // S is [q_len, k_len]
+    unsigned causal;        // bottom-right: row i sees columns j ≤ i + k_len − q_len
+    float scale;
+};
+static_assert(sizeof(AttnSoftmaxParams) == 16, "AttnSoftmaxParams layout changed");
+
 namespace {
 
 using tessera::cp_async16;
@@ -344,6 +354,49 @@ __device__ void attention_forward(const T* __restrict__ q, const T* __restrict__
     }
 }
 
+// Max of `v` over the block (whole warps), to every thread; three barriers, scratch reusable.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    v = tessera::warp_reduce_max(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        const float w = tessera::warp_reduce_max(lane < nwarps ? scratch[lane] : -INFINITY);
+        if (lane == 0) scratch[32] = w;
+    }
+    __syncthreads();
+    const float m = scratch[32];
+    __syncthreads();
+    return m;
+}
+
+// The unfused baseline's middle kernel: row-wise softmax of S [q_len, k_len] (one head's
+// logits, row-major) in place, P = softmax(S·scale [causal]), f32 math, P in T. One block per
+// row (grid-stride), ATTN_SOFTMAX_THREADS threads striding over the row's columns; three
+// passes over the row in global memory (max, sum, write). A row with no visible key is 0.
+template <class T>
+__device__ void softmax_unfused(T* __restrict__ s, const AttnSoftmaxParams& p) {
+    __shared__ float scratch[33];
+    const long long diag = (long long)p.k_len - (long long)p.q_len;
+    for (unsigned row = blockIdx.x; row < p.q_len; row += gridDim.x) {
+        T* r = s + (size_t)row * p.k_len;
+        const unsigned visible =
+            p.causal ? (unsigned)max(0ll, min((long long)p.k_len, (long long)row + diag + 1)) : p.k_len;
+        float m = -INFINITY;
+        for (unsigned j = threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, tessera::to_float(r[j]) * p.scale);
+        m = block_max(m, scratch);
+        if (m == -INFINITY) m = 0.0f;  // no visible key: every e below is 0
+        float l = 0.0f;
+        for (unsigned j = threadIdx.x; j < visible; j += blockDim.x) l += expf(tessera::to_float(r[j]) * p.scale - m);
+        l = tessera::block_reduce_sum(l, scratch);
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (unsigned j = threadIdx.x; j < p.k_len; j += blockDim.x) {
+            const float e = j < visible ? expf(tessera::to_float(r[j]) * p.scale - m) * inv : 0.0f;
+            r[j] = tessera::from_float<T>(e);
+        }
+    }
+}
+
 }  // namespace
 
 // One symbol per (head dim, dtype), each spelled out (build.rs finds `name_##SUFFIX(`).
@@ -373,3 +426,9 @@ __device__ void attention_forward(const T* __restrict__ q, const T* __restrict__
 
 ATTN_KERNELS(tessera::f16, f16)
 ATTN_KERNELS(tessera::bf16, bf16)
+
+#define ATTN_SOFTMAX_KERNEL(T, SUFFIX)                                                        \
+    TESSERA_KERNEL void __launch_bounds__(ATTN_SOFTMAX_THREADS)                               \
+        attention_softmax_unfused_##SUFFIX(T* s, AttnSoftmaxParams p) { softmax_unfused<T>(s, p); }
+ATTN_SOFTMAX_KERNEL(tessera::f16, f16)
+ATTN_SOFTMAX_KERNEL(tessera::bf16, bf16)

@@ -30,8 +30,8 @@ pub use kernels::adaln::{
     NormOptions, ADALN_DEFAULT_EPS, ADALN_MAX_DIM,
 };
 pub use kernels::attention::{
-    attention_into, attention_varlen_into, AttentionLayout, AttentionOptions, AttentionShape, HeadLayout,
-    ATTENTION_HEAD_DIMS,
+    attention_into, attention_unfused_into, attention_varlen_into, AttentionLayout, AttentionOptions, AttentionShape,
+    HeadLayout, ATTENTION_HEAD_DIMS,
 };
 pub use kernels::binary_quant::{
     BinaryQuantKernel, BinaryQuantOp, BinaryQuantized, BinaryQuantizer, BINARY_QUANT_MAX_DIM,

@@ -323,3 +323,55 @@ fn long_and_odd_sequences() {
     Case { shape: shape(1, 1, 32, 3, 16_384), causal: false, key_lengths: None, amplitude: 1.0 }.check::<f16>(77);
     Case { shape: shape(1, 1, 128, 1, 1), causal: true, key_lengths: None, amplitude: 1.0 }.check::<f16>(78);
 }
+
+/// The unfused baseline (GEMM, softmax kernel, GEMM, in head-major layouts) computes what the
+/// plain reference does, so it meets the error rule too; on every device and the Cpu backend.
+#[test]
+fn unfused_baseline_matches_the_reference() {
+    let (batch, heads, head_dim, q_len, k_len) = (2usize, 2usize, 72usize, 40usize, 70usize);
+    for causal in [false, true] {
+        let q = values::<bf16>(41, batch * heads * q_len * head_dim, 1.0);
+        let k = values::<bf16>(42, batch * heads * k_len * head_dim, 1.0);
+        let v = values::<bf16>(43, batch * heads * k_len * head_dim, 1.0);
+        // Head-major [B, H, T, Dh] for the reference's strides; V transposed per head.
+        let head_major = |t: usize| Strides { batch: heads * t * head_dim, token: head_dim, head: t * head_dim };
+        let mut problem = Problem::new(Seqlens::Padded { batch, tq: q_len, tk: k_len }, heads, head_dim);
+        (problem.q, problem.k, problem.v) = (head_major(q_len), head_major(k_len), head_major(k_len));
+        problem.mask = Mask { causal, key_lengths: None };
+        let exact = reference::attention_f64(&problem, &q, &k, &v).unwrap();
+        let plain = reference::attention_plain(&problem, &q, &k, &v).unwrap();
+        let mut v_t = vec![bf16::ZERO; v.len()];
+        for bh in 0..batch * heads {
+            for t in 0..k_len {
+                for d in 0..head_dim {
+                    v_t[(bh * head_dim + d) * k_len + t] = v[(bh * k_len + t) * head_dim + d];
+                }
+            }
+        }
+        let s = shape(batch, heads, head_dim, q_len, k_len);
+        let options = AttentionOptions { causal, ..Default::default() };
+        let mut devices = common::kernel_devices("attention");
+        devices.push(Device::cpu());
+        for device in devices {
+            let (dq, dk, dvt) = (device.upload(&q).unwrap(), device.upload(&k).unwrap(), device.upload(&v_t).unwrap());
+            let mut scores = device.zeros::<bf16>(q_len * k_len).unwrap();
+            let mut out = device.zeros::<bf16>(q.len()).unwrap();
+            tessera::attention_unfused_into(&device, &dq, &dk, &dvt, s, &options, &mut scores, &mut out).unwrap();
+            let got = out.download().unwrap();
+            // [B, H, Tq, Dh] → the reference's [B, Tq, H, Dh].
+            let mut reordered = vec![bf16::ZERO; got.len()];
+            for b in 0..batch {
+                for h in 0..heads {
+                    for t in 0..q_len {
+                        for d in 0..head_dim {
+                            reordered[((b * q_len + t) * heads + h) * head_dim + d] =
+                                got[((b * heads + h) * q_len + t) * head_dim + d];
+                        }
+                    }
+                }
+            }
+            let errors = reference::error_rule(&exact, &plain, &reordered, &plain.lse);
+            assert!(errors.out.holds(), "unfused, causal {causal}, on {}: {errors}", device.name());
+        }
+    }
+}

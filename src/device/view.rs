@@ -191,6 +191,13 @@ impl<'a, T: Element> BufferViewMut<'a, T> {
         self.buffer.device()
     }
 
+    /// A writable view of `range` of this view (indices relative to it), for a shorter
+    /// borrow; errors as [`DeviceBuffer::view`].
+    pub fn view_mut(&mut self, range: impl RangeBounds<usize>) -> Result<BufferViewMut<'_, T>> {
+        let r = checked_range(range, self.len)?;
+        Ok(BufferViewMut { buffer: &mut *self.buffer, offset: self.offset + r.start, len: r.len() })
+    }
+
     /// This view for a shorter borrow (to pass it to an op and keep it).
     pub fn reborrow(&mut self) -> BufferViewMut<'_, T> {
         BufferViewMut { buffer: &mut *self.buffer, offset: self.offset, len: self.len }

@@ -24,6 +24,7 @@ use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::kernels::checks::{host, host_mut};
 use crate::kernels::constants::attention as c;
+use crate::kernels::gemm::{linear_into, GemmEpilogue, GemmOptions, GemmShape};
 use crate::kernels::launch::LaunchConfig;
 use crate::reference::attention as reference;
 
@@ -147,6 +148,24 @@ declare_kernels! {
     /// Head dim 128.
     fn attention_fwd_d128<T: f16 | bf16>(q: input T, k: input T, v: input T, o: output T, lse: output f32,
         cu_seqlens_q: input u32, cu_seqlens_k: input u32, key_lengths: input u32, p: scalar AttnParams);
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AttnSoftmaxParams {
+    q_len: u32,
+    k_len: u32,
+    causal: u32,
+    scale: f32,
+}
+const _: () = assert!(std::mem::size_of::<AttnSoftmaxParams>() == 16);
+// SAFETY: repr(C) plain data, same layout as the C struct (size asserted on both sides).
+unsafe impl cudarc::driver::DeviceRepr for AttnSoftmaxParams {}
+
+declare_kernels! {
+    /// C: `attention_softmax_unfused_<T>(T* s, AttnSoftmaxParams p)` — the unfused
+    /// baseline's row softmax of one head's logits [Tq, Tk], in place.
+    fn attention_softmax_unfused<T: f16 | bf16>(s: output T, p: scalar AttnSoftmaxParams);
 }
 
 /// Shared memory of the kernel for `head_dim` (attention.cu, AttnTile): two stages of a K
@@ -453,5 +472,108 @@ fn run<T: FloatElement>(
         72 => attention_fwd_d72(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
         96 => attention_fwd_d96(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
         _ => attention_fwd_d128(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
+    }
+}
+
+/// The unfused baseline of [`attention_into`], as it is written without a fused kernel: per
+/// sequence and head, `S = Q·Kᵀ` by the tile GEMM into `scores`, a row-softmax kernel over
+/// S in place (scale and bottom-right causal mask; P rounded to T), then `O = P·V` by the
+/// tile GEMM — S makes a round trip through memory. Head-major layouts, contiguous: `q`
+/// `[B·H, Tq, Dh]`, `k` `[B·H, Tk, Dh]`, `v_t` = V transposed per head `[B·H, Dh, Tk]` (the
+/// GEMM's weight layout; the transpose is not counted), `scores` `[Tq, Tk]` (scratch),
+/// `out` `[B·H, Tq, Dh]`. No lse, no key padding. For benchmarks; f16/bf16, any head dim.
+///
+/// Errors: [`Error::UnsupportedDtype`] for f32; [`Error::InvalidArgument`] naming
+/// `options.key_lengths` (not supported here) or `options.scale`; [`Error::LengthMismatch`]
+/// naming the first buffer whose length does not fit; [`Error::WrongDevice`].
+#[allow(clippy::too_many_arguments)]
+pub fn attention_unfused_into<'a, T: FloatElement + crate::kernels::gemm::LinearOutput<T>>(
+    device: &Device,
+    q: impl Into<BufferView<'a, T>>,
+    k: impl Into<BufferView<'a, T>>,
+    v_t: impl Into<BufferView<'a, T>>,
+    shape: AttentionShape,
+    options: &AttentionOptions<'_>,
+    scores: impl Into<BufferViewMut<'a, T>>,
+    out: impl Into<BufferViewMut<'a, T>>,
+) -> Result<()> {
+    let (q, k, v_t, mut scores, mut out) = (q.into(), k.into(), v_t.into(), scores.into(), out.into());
+    let AttentionShape { batch, heads, head_dim, q_len, k_len } = shape;
+    if T::DTYPE == DType::F32 {
+        return Err(Error::UnsupportedDtype { kernel: "attention_softmax_unfused", dtype: T::DTYPE });
+    }
+    if options.key_lengths.is_some() {
+        return Err(Error::invalid("options.key_lengths", "the unfused baseline has no key padding"));
+    }
+    let scale = options.scale.unwrap_or_else(|| reference::default_scale(head_dim));
+    if !scale.is_finite() {
+        return Err(Error::invalid("options.scale", format!("{scale} is not finite")));
+    }
+    let bh = batch * heads;
+    for (arg, len, want) in [
+        ("q", q.len(), bh * q_len * head_dim),
+        ("k", k.len(), bh * k_len * head_dim),
+        ("v_t", v_t.len(), bh * k_len * head_dim),
+        ("scores", scores.len(), q_len * k_len),
+        ("out", out.len(), bh * q_len * head_dim),
+    ] {
+        if len != want {
+            return Err(Error::LengthMismatch { arg, expected: want, actual: len });
+        }
+    }
+    let gemm = GemmOptions::default();
+    let p = AttnSoftmaxParams {
+        q_len: u32_of(q_len, "shape")?,
+        k_len: u32_of(k_len, "shape")?,
+        causal: options.causal as u32,
+        scale,
+    };
+    let cfg = LaunchConfig::linear(p.q_len.clamp(1, 1 << 16), c::ATTN_SOFTMAX_THREADS, 0);
+    for i in 0..bh {
+        let (qs, ks) = (
+            q.view(i * q_len * head_dim..(i + 1) * q_len * head_dim)?,
+            k.view(i * k_len * head_dim..(i + 1) * k_len * head_dim)?,
+        );
+        let vs = v_t.view(i * k_len * head_dim..(i + 1) * k_len * head_dim)?;
+        linear_into(
+            device,
+            qs,
+            ks,
+            GemmShape { m: q_len, n: k_len, k: head_dim },
+            &GemmEpilogue::None,
+            scores.reborrow(),
+            &gemm,
+        )?;
+        if device.kind() == BackendKind::Cpu {
+            softmax_rows_host(host_mut(&mut scores, "scores")?, p);
+        } else if q_len > 0 && k_len > 0 {
+            attention_softmax_unfused(device, &cfg, scores.reborrow(), p)?;
+        }
+        let os = out.view_mut(i * q_len * head_dim..(i + 1) * q_len * head_dim)?;
+        linear_into(
+            device,
+            scores.as_view(),
+            vs,
+            GemmShape { m: q_len, n: head_dim, k: k_len },
+            &GemmEpilogue::None,
+            os,
+            &gemm,
+        )?;
+    }
+    Ok(())
+}
+
+/// The softmax kernel's computation on the host (the Cpu backend's baseline).
+fn softmax_rows_host<T: FloatElement>(s: &mut [T], p: AttnSoftmaxParams) {
+    let (tq, tk) = (p.q_len as usize, p.k_len as usize);
+    for (i, row) in s.chunks_exact_mut(tk.max(1)).take(tq).enumerate() {
+        let visible = if p.causal != 0 { (i + tk + 1).saturating_sub(tq).min(tk) } else { tk };
+        let m = row[..visible].iter().map(|x| x.to_f32() * p.scale).fold(f32::NEG_INFINITY, f32::max);
+        let m = if m == f32::NEG_INFINITY { 0.0 } else { m };
+        let l: f32 = row[..visible].iter().map(|x| (x.to_f32() * p.scale - m).exp()).sum();
+        let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
+        for (j, x) in row.iter_mut().enumerate() {
+            *x = T::from_f32(if j < visible { (x.to_f32() * p.scale - m).exp() * inv } else { 0.0 });
+        }
     }
 }
