@@ -47,6 +47,11 @@
 #define ATTN_THREADS 128
 #define ATTN_BLOCK_M 64
 #define ATTN_MAX_HEAD_DIM 128
+// Key tile rows: ATTN_BLOCK_N_NARROW for head dims ≤ ATTN_NARROW_MAX_DIM, else ATTN_BLOCK_N_WIDE
+// (src/kernels/attention.rs sizes the dynamic shared memory from the same constants).
+#define ATTN_NARROW_MAX_DIM 72
+#define ATTN_BLOCK_N_NARROW 64
+#define ATTN_BLOCK_N_WIDE 32
 // Blocks per SM the register budget must allow. Without a minimum, ptxas squeezed head dim 32
 // to 80 registers and spilled; 2 blocks of 128 threads allow up to 255 (no spill at any
 // head dim, 107-176 registers), and the shared memory (20-37 KB) lets 6 blocks share an SM.
@@ -85,7 +90,7 @@ template <unsigned DH>
 struct AttnTile {
     static_assert(DH % 8 == 0 && DH <= ATTN_MAX_HEAD_DIM, "head dims of whole 16-byte chunks");
     static constexpr unsigned BM = ATTN_BLOCK_M;
-    static constexpr unsigned BN = DH <= 72 ? 64 : 32;
+    static constexpr unsigned BN = DH <= ATTN_NARROW_MAX_DIM ? ATTN_BLOCK_N_NARROW : ATTN_BLOCK_N_WIDE;
     static constexpr unsigned CHUNKS = DH / 8;                        // 16-byte chunks of a row
     static constexpr unsigned STRIDE = (CHUNKS | 1u) * 8;             // padded row, in elements
     static constexpr unsigned K16 = DH / 16;                          // whole 16-dim k-steps
@@ -95,7 +100,8 @@ struct AttnTile {
     static constexpr unsigned STAGE = 2 * BN * STRIDE;                // K and V tiles, elements
     static_assert(BM * STRIDE <= STAGE, "Q's tile fits a stage");
     static_assert(NT % 4 == 0, "S tiles in fours (ldmatrix.x4 of K for the k8 tail)");
-    static constexpr unsigned smem_bytes() { return 2 * STAGE * 2; }  // two stages of 16-bit T
+    static constexpr unsigned SMEM_BYTES = 2 * STAGE * 2;  // two stages of 16-bit T
+    static_assert(SMEM_BYTES <= 48 * 1024, "within the default dynamic shared-memory limit");
 };
 
 // Two floats as one register of two T (low half = first).

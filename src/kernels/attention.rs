@@ -168,10 +168,12 @@ declare_kernels! {
     fn attention_softmax_unfused<T: f16 | bf16>(s: output T, p: scalar AttnSoftmaxParams);
 }
 
-/// Shared memory of the kernel for `head_dim` (attention.cu, AttnTile): two stages of a K
-/// and a V tile of BN rows, rows padded to an odd number of 16-byte chunks.
+/// Shared memory of the kernel for `head_dim` (attention.cu, AttnTile::SMEM_BYTES): two
+/// stages of a K and a V tile of BN rows of 16-bit elements, rows padded to an odd number of
+/// 16-byte chunks.
 fn smem_bytes(head_dim: usize) -> u32 {
-    let bn = if head_dim <= 72 { 64 } else { 32 };
+    let bn = if head_dim <= c::ATTN_NARROW_MAX_DIM as usize { c::ATTN_BLOCK_N_NARROW } else { c::ATTN_BLOCK_N_WIDE }
+        as usize;
     let stride = ((head_dim / 8) | 1) * 8;
     (2 * 2 * bn * stride * 2) as u32
 }
@@ -310,11 +312,19 @@ impl Batch<'_> {
         }
     }
 
+    /// Query and key lengths of sequence `b`.
+    fn lens(&self, b: usize) -> (usize, usize) {
+        match *self {
+            Batch::Fixed { q_len, k_len, .. } => (q_len, k_len),
+            Batch::Varlen { cu_q, cu_k } => ((cu_q[b + 1] - cu_q[b]) as usize, (cu_k[b + 1] - cu_k[b]) as usize),
+        }
+    }
+
     /// The longest query sequence (the grid's x extent, in 64-row blocks).
     fn max_q(&self) -> usize {
         match *self {
             Batch::Fixed { q_len, .. } => q_len,
-            Batch::Varlen { cu_q, .. } => cu_q.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0),
+            Batch::Varlen { cu_q, .. } => (0..cu_q.len() - 1).map(|b| self.lens(b).0).max().unwrap_or(0),
         }
     }
 }
@@ -358,18 +368,15 @@ fn run<T: FloatElement>(
     if !scale.is_finite() {
         return Err(Error::invalid("options.scale", format!("{scale} is not finite")));
     }
-    let lens = |b: usize| -> (usize, usize) {
-        match seqs {
-            Batch::Fixed { q_len, k_len, .. } => (q_len, k_len),
-            Batch::Varlen { cu_q, cu_k } => ((cu_q[b + 1] - cu_q[b]) as usize, (cu_k[b + 1] - cu_k[b]) as usize),
-        }
-    };
     if let Some(kl) = options.key_lengths {
         if kl.len() != batch {
             return Err(Error::invalid("options.key_lengths", format!("{} entries for B = {batch}", kl.len())));
         }
-        if let Some((b, &l)) = kl.iter().enumerate().find(|(b, &l)| l as usize > lens(*b).1) {
-            return Err(Error::invalid("options.key_lengths", format!("entry {b} is {l}, above Tk = {}", lens(b).1)));
+        if let Some((b, &l)) = kl.iter().enumerate().find(|(b, &l)| l as usize > seqs.lens(*b).1) {
+            return Err(Error::invalid(
+                "options.key_lengths",
+                format!("entry {b} is {l}, above Tk = {}", seqs.lens(b).1),
+            ));
         }
     }
     for (arg, d) in [("q", q.device()), ("k", k.device()), ("v", v.device()), ("out", out.device())] {
@@ -446,7 +453,7 @@ fn run<T: FloatElement>(
     // The profile's FLOPs: 4·Dh per visible (query, key) pair (Q·Kᵀ and P·V), per head.
     let visible: u64 = (0..batch)
         .map(|b| {
-            let (tq, tk) = lens(b);
+            let (tq, tk) = seqs.lens(b);
             let keys = options.key_lengths.map_or(tk, |l| l[b] as usize);
             (0..tq)
                 .map(|i| if options.causal { keys.min((i + tk + 1).saturating_sub(tq)) } else { keys } as u64)
