@@ -13,6 +13,7 @@ mod error;
 mod kernels;
 pub mod profile;
 pub mod reference;
+pub mod weights;
 
 /// The emulator's self-test kernels (feature `selftest`, for the test suite only).
 #[cfg(feature = "selftest")]

@@ -1,0 +1,19 @@
+//! Model weights from safetensors checkpoints, by the names PyTorch writes them.
+//!
+//! A checkpoint is read into a [`Checkpoint`]: every tensor converted to an f32 host copy
+//! ([`HostTensor`]; f32, f16 and bf16 files), each taken once by name with the shape the
+//! model expects. The model loaders ([`DitWeights::from_checkpoint`],
+//! [`VitWeights::from_checkpoint`]) read the configuration from the tensors' shapes, take
+//! every tensor they need and fail on any they did not take. The blocks
+//! (`crate::blocks`) convert the host copies to the compute dtype when they upload them.
+//!
+//! Layouts are PyTorch's: an `nn.Linear` weight is `[out, in]` (the GEMM's `W [n, k]`), a
+//! patch-embedding convolution `[D, C, p, p]`.
+
+mod checkpoint;
+mod dit;
+mod vit;
+
+pub use checkpoint::{Checkpoint, HostTensor};
+pub use dit::{DitBlockWeights, DitConfig, DitWeights};
+pub use vit::{VitBlockWeights, VitConfig, VitWeights};
