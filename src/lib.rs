@@ -6,6 +6,7 @@
 //! plain-Rust reference implementations. See README.md and docs/design.md for the layout.
 
 pub mod baseline;
+pub mod blocks;
 mod device;
 mod element;
 mod error;
@@ -45,8 +46,8 @@ pub use kernels::embedding::{
 };
 pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM, FSQ_MAX_THRESHOLDS};
 pub use kernels::gemm::{
-    gemm_plan, linear, linear_into, linear_unfused_into, GemmEpilogue, GemmOptions, GemmPath, GemmPlan, GemmShape,
-    LinearOutput, SplitK,
+    gemm_plan, linear, linear_into, linear_unfused_into, silu_in_place, GemmEpilogue, GemmOptions, GemmPath, GemmPlan,
+    GemmShape, LinearOutput, SplitK,
 };
 pub use kernels::kmeans::{
     fit_codebook, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,

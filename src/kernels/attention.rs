@@ -209,9 +209,10 @@ fn check_view(arg: &'static str, len: usize, aligned: bool, need: Option<usize>,
 
 /// Attention forward over a batch of equal-length sequences into `out` (`[B, Tq, H, Dh]` at
 /// `layout.o`) and `lse` (f32 `[B, H, Tq]`), see the module documentation. T is f16 or
-/// bf16. Enqueued on the device's stream; no host synchronization.
+/// bf16 (f32 on the Cpu backend only). Enqueued on the device's stream; no host synchronization.
 ///
-/// Errors: [`Error::UnsupportedDtype`] for f32; [`Error::InvalidArgument`] naming
+/// Errors: [`Error::UnsupportedDtype`] for f32 on Cuda and Emulator (the Cpu backend's
+/// reference takes f32); [`Error::InvalidArgument`] naming
 /// `shape.head_dim` (not 32/64/72/96/128), `shape` (a grid dimension too large), `q`/`k`/
 /// `v`/`out` (too short for the shape and strides, strides not multiples of 8, not 16-byte
 /// aligned), `layout.o` (rows overlap), `options.scale` (not finite), `options.key_lengths`
@@ -343,7 +344,9 @@ fn run<T: FloatElement>(
     mut out: BufferViewMut<'_, T>,
     mut lse: BufferViewMut<'_, f32>,
 ) -> Result<()> {
-    if T::DTYPE == DType::F32 {
+    // The kernels are tensor-core f16/bf16 only; the Cpu backend's f64 reference takes f32 too
+    // (an f32 model's forward on the Cpu backend).
+    if T::DTYPE == DType::F32 && device.kind() != BackendKind::Cpu {
         return Err(Error::UnsupportedDtype { kernel: "attention_fwd", dtype: T::DTYPE });
     }
     if !ATTENTION_HEAD_DIMS.contains(&head_dim) {

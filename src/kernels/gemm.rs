@@ -593,3 +593,22 @@ pub fn linear_unfused_into<'a, 'o, T: FloatElement + LinearOutput<T>>(
         }
     }
 }
+
+/// `x = silu(x)` in place, elementwise (the SiLU of the GEMM epilogue as its own kernel;
+/// DiT applies it to the conditioning `c` before the modulation GEMM).
+pub fn silu_in_place<'o, T: FloatElement>(device: &Device, x: impl Into<BufferViewMut<'o, T>>) -> Result<()> {
+    let mut x = x.into();
+    let n = x.len();
+    if n == 0 {
+        return Ok(());
+    }
+    if device.kind() == BackendKind::Cpu {
+        for v in host_mut(&mut x, "x")?.iter_mut() {
+            *v = T::from_f32(reference::silu(v.to_f32() as f64) as f32);
+        }
+        return Ok(());
+    }
+    let p = GemmParams { m: 1, n: dim32(n, "x")?, k: 0, ..Default::default() };
+    let cfg = LaunchConfig::for_items(n, k::REDUCE_THREADS as usize, k::REDUCE_THREADS, 0)?;
+    gemm_unfused_silu::<T>(device, &cfg, x, p)
+}
