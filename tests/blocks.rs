@@ -11,7 +11,7 @@
 mod common;
 
 use half::bf16;
-use tessera::blocks::{Dit, DitInputs, TokenShape, VitBlock, Workspace};
+use tessera::blocks::{Dit, DitInputs, Fusion, TokenShape, VitBlock, Workspace};
 use tessera::weights::{DitBlockWeights, DitConfig, DitWeights, HostTensor, VitBlockWeights};
 use tessera::{Device, FloatElement};
 
@@ -145,6 +145,7 @@ fn vit_block_matches_the_composed_references() {
 
 fn dit_forward<T: FloatElement + tessera::LinearOutput<T>>(
     device: &Device,
+    fusion: Fusion,
     w: &DitWeights,
     latents: &[f32],
     timesteps: &[f32],
@@ -153,6 +154,7 @@ fn dit_forward<T: FloatElement + tessera::LinearOutput<T>>(
     let model = Dit::<T>::load(device, w).unwrap();
     let batch = labels.len();
     let mut ws = model.workspace(device, batch).unwrap();
+    ws.set_fusion(fusion);
     let c = model.config();
     let lat: Vec<T> = latents.iter().map(|&v| T::from_f32(v)).collect();
     let (lat, t, y) = (device.upload(&lat).unwrap(), device.upload(timesteps).unwrap(), device.upload(labels).unwrap());
@@ -189,11 +191,13 @@ fn dit_matches_the_composed_references() {
     let latents = rng.tensor(&[batch, 4, 8, 8], 1.0).data;
     let timesteps = [999.0f32, 500.0, 17.0, 0.0];
     let labels = [3u32, 10, 7, 10];
-    let want = dit_forward::<f32>(&Device::cpu(), &w, &latents, &timesteps, &labels);
+    let want = dit_forward::<f32>(&Device::cpu(), Fusion::Fused, &w, &latents, &timesteps, &labels);
     let mut devices = common::kernel_devices("blocks");
     devices.push(Device::cpu());
     for device in devices {
-        let got = dit_forward::<bf16>(&device, &w, &latents, &timesteps, &labels);
-        assert_within_bf16(&format!("dit on {}", device.name()), &got, &want);
+        for fusion in [Fusion::Fused, Fusion::Unfused] {
+            let got = dit_forward::<bf16>(&device, fusion, &w, &latents, &timesteps, &labels);
+            assert_within_bf16(&format!("dit {fusion:?} on {}", device.name()), &got, &want);
+        }
     }
 }

@@ -11,20 +11,28 @@
 
 use crate::device::{BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
-use crate::kernels::adaln::{adaln_modulate_into, AdalnShape, Modulation, NormOptions};
+use crate::kernels::adaln::{adaln_modulate_into, AdalnShape, Modulation, NormKernel, NormOptions};
 use crate::kernels::embedding::{label_embedding_into, timestep_embedding_into, DEFAULT_MAX_PERIOD};
 use crate::kernels::gemm::{silu_in_place, GemmEpilogue, LinearOutput};
-use crate::kernels::patchify::{patchify_latents_into, sincos_pos_embed_2d, unpatchify_latents_into, PatchShape};
+use crate::kernels::patchify::{
+    patchify_latents_into, patchify_unfused_into, sincos_pos_embed_2d, unpatchify_latents_into, PatchInput, PatchShape,
+};
 use crate::weights::{DitBlockWeights, DitConfig, DitWeights};
 
 use super::layers::{attention_residual, mlp_residual, Gate, Linear};
 use super::upload::{linear, upload};
-use super::workspace::{TokenShape, Workspace};
+use super::workspace::{Fusion, TokenShape, Workspace};
 
 /// `AdaLayerNormZero.norm`'s eps (and `norm_out`'s).
 const ADA_EPS: f32 = 1e-6;
 /// `norm3`'s eps: `DiTTransformer2DModel`'s default `norm_eps`.
 const MLP_NORM_EPS: f32 = 1e-5;
+
+/// adaLN's options: `eps`, and the unfused kernel pair for the baseline.
+fn norm_options(eps: f32, fusion: Fusion) -> NormOptions {
+    let kernel = if fusion == Fusion::Fused { NormKernel::Auto } else { NormKernel::Unfused };
+    NormOptions { eps, kernel }
+}
 
 /// The inputs of a DiT forward.
 #[derive(Clone, Copy, Debug)]
@@ -81,9 +89,18 @@ impl<T: FloatElement + LinearOutput<T>> DitBlock<T> {
     /// second timestep GEMM adds onto the label rows through its residual epilogue.
     fn conditioning(&self, device: &Device, labels: BufferView<'_, u32>, ws: &mut Workspace<T>) -> Result<()> {
         let batch = ws.shape.batch;
-        self.t1.forward(device, ws.t_freq.as_view(), batch, GemmEpilogue::BiasSilu, &mut ws.cond_hidden)?;
+        self.t1.forward(device, ws.fusion, ws.t_freq.as_view(), batch, GemmEpilogue::BiasSilu, &mut ws.cond_hidden)?;
         label_embedding_into(device, labels, &self.label_table, self.num_classes, self.dim, &mut ws.cond)?;
-        self.t2.residual(device, ws.cond_hidden.as_view(), batch, 1, ws.ones.as_view(), self.dim, &mut ws.cond)?;
+        self.t2.residual(
+            device,
+            ws.fusion,
+            ws.cond_hidden.as_view(),
+            batch,
+            1,
+            ws.ones.as_view(),
+            self.dim,
+            &mut ws.cond,
+        )?;
         silu_in_place(device, &mut ws.cond)
     }
 
@@ -99,17 +116,17 @@ impl<T: FloatElement + LinearOutput<T>> DitBlock<T> {
         ws.check(ws.shape, self.dim, self.heads, self.fc1.out_features)?;
         let (d, batch, tokens) = (self.dim, ws.shape.batch, ws.shape.tokens);
         self.conditioning(device, labels, ws)?;
-        self.ada.forward(device, ws.cond.as_view(), batch, GemmEpilogue::Bias, &mut ws.modulation)?;
+        self.ada.forward(device, ws.fusion, ws.cond.as_view(), batch, GemmEpilogue::Bias, &mut ws.modulation)?;
         let shape = AdalnShape { batch, tokens, dim: d };
         {
             let m = Modulation::chunks(&ws.modulation, d, 6, 0, 1)?;
-            let options = NormOptions { eps: ADA_EPS, ..Default::default() };
+            let options = norm_options(ADA_EPS, ws.fusion);
             adaln_modulate_into(device, x.as_view(), shape, &m, &options, &mut ws.norm)?;
         }
         attention_residual(device, &self.qkv, &self.proj, ws, Gate::Modulation { chunk: 2 }, x.reborrow())?;
         {
             let m = Modulation::chunks(&ws.modulation, d, 6, 3, 4)?;
-            let options = NormOptions { eps: MLP_NORM_EPS, ..Default::default() };
+            let options = norm_options(MLP_NORM_EPS, ws.fusion);
             adaln_modulate_into(device, x.as_view(), shape, &m, &options, &mut ws.norm)?;
         }
         mlp_residual(device, &self.fc1, &self.fc2, ws, Gate::Modulation { chunk: 5 }, x)
@@ -187,11 +204,12 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
         }
         // The final layer, conditioned on block 0's embeddings.
         self.blocks[0].conditioning(device, inputs.labels, ws)?;
+        let fusion = ws.fusion;
         let mut m2 = ws.modulation.view_mut(..batch * 2 * d)?;
-        self.out1.forward(device, ws.cond.as_view(), batch, GemmEpilogue::Bias, m2.reborrow())?;
+        self.out1.forward(device, fusion, ws.cond.as_view(), batch, GemmEpilogue::Bias, m2.reborrow())?;
         let m = Modulation::chunks(m2.as_view(), d, 2, 0, 1)?;
         let shape = AdalnShape { batch, tokens: self.tokens(), dim: d };
-        let options = NormOptions { eps: ADA_EPS, ..Default::default() };
+        let options = norm_options(ADA_EPS, ws.fusion);
         adaln_modulate_into(device, tokens.as_view(), shape, &m, &options, &mut ws.norm)?;
         let fold = PatchShape { batch, channels: c.out_channels, height: h, width: h, patch: c.patch, dim: d };
         unpatchify_latents_into(device, &ws.norm, &self.out2.w, &self.out2.b, fold, out)
@@ -216,15 +234,13 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
             patch: c.patch,
             dim: c.dim,
         };
-        patchify_latents_into(
-            device,
-            inputs.latents,
-            &self.patch_w,
-            &self.patch_b,
-            Some(self.pos.as_view()),
-            shape,
-            &mut *tokens,
-        )?;
+        let (w, b, pos) = (self.patch_w.as_view(), self.patch_b.as_view(), Some(self.pos.as_view()));
+        match ws.fusion {
+            Fusion::Fused => patchify_latents_into(device, inputs.latents, w, b, pos, shape, &mut *tokens)?,
+            Fusion::Unfused => {
+                patchify_unfused_into(device, PatchInput::Latents(inputs.latents), w, b, pos, shape, &mut *tokens)?
+            }
+        }
         timestep_embedding_into(device, inputs.timesteps, c.freq_dim, DEFAULT_MAX_PERIOD, &mut ws.t_freq)
     }
 }

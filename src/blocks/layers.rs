@@ -5,9 +5,9 @@
 use crate::device::{BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::error::Result;
 use crate::kernels::attention::{attention_into, AttentionLayout, AttentionOptions, AttentionShape};
-use crate::kernels::gemm::{linear_into, GemmEpilogue, GemmOptions, GemmShape, LinearOutput};
+use crate::kernels::gemm::{linear_into, linear_unfused_into, GemmEpilogue, GemmOptions, GemmShape, LinearOutput};
 
-use super::workspace::Workspace;
+use super::workspace::{Fusion, Workspace};
 
 /// Where a block's residual add takes its gate: the workspace's ones (a plain residual,
 /// ViT) or chunk `chunk` of the `[B, 6D]` modulation (adaLN-Zero, DiT).
@@ -34,13 +34,14 @@ impl<T: FloatElement + LinearOutput<T>> Linear<T> {
     pub(crate) fn forward<'a, 'o>(
         &'a self,
         device: &Device,
+        fusion: Fusion,
         x: BufferView<'a, T>,
         rows: usize,
         epilogue: fn(BufferView<'a, T>) -> GemmEpilogue<'a, T>,
         out: impl Into<BufferViewMut<'o, T>>,
     ) -> Result<()> {
         let epi = epilogue(self.b.as_view());
-        linear_into(device, x, &self.w, self.shape(rows), &epi, out, &GemmOptions::default())
+        self.run(device, fusion, x, rows, &epi, out)
     }
 
     /// `x += gate ⊙ (input·wᵀ + b)`, the gate per sample (`tokens` rows each).
@@ -48,6 +49,7 @@ impl<T: FloatElement + LinearOutput<T>> Linear<T> {
     pub(crate) fn residual<'o>(
         &self,
         device: &Device,
+        fusion: Fusion,
         input: BufferView<'_, T>,
         rows: usize,
         tokens: usize,
@@ -56,7 +58,23 @@ impl<T: FloatElement + LinearOutput<T>> Linear<T> {
         x: impl Into<BufferViewMut<'o, T>>,
     ) -> Result<()> {
         let epi = GemmEpilogue::GatedResidual { bias: self.b.as_view(), gate, gate_stride, tokens_per_sample: tokens };
-        linear_into(device, input, &self.w, self.shape(rows), &epi, x, &GemmOptions::default())
+        self.run(device, fusion, input, rows, &epi, x)
+    }
+
+    fn run<'a, 'o>(
+        &'a self,
+        device: &Device,
+        fusion: Fusion,
+        x: BufferView<'a, T>,
+        rows: usize,
+        epilogue: &GemmEpilogue<'a, T>,
+        out: impl Into<BufferViewMut<'o, T>>,
+    ) -> Result<()> {
+        let options = GemmOptions::default();
+        match fusion {
+            Fusion::Fused => linear_into(device, x, &self.w, self.shape(rows), epilogue, out, &options),
+            Fusion::Unfused => linear_unfused_into(device, x, &self.w, self.shape(rows), epilogue, out, &options),
+        }
     }
 }
 
@@ -80,7 +98,7 @@ pub(crate) fn attention_residual<'o, T: FloatElement + LinearOutput<T>>(
 ) -> Result<()> {
     let (shape, d, heads) = (ws.shape, ws.dim, ws.heads);
     let rows = shape.rows();
-    qkv.forward(device, ws.norm.as_view(), rows, GemmEpilogue::Bias, &mut ws.qkv)?;
+    qkv.forward(device, ws.fusion, ws.norm.as_view(), rows, GemmEpilogue::Bias, &mut ws.qkv)?;
     let head_dim = d / heads;
     let attn_shape = AttentionShape { batch: shape.batch, heads, head_dim, q_len: shape.tokens, k_len: shape.tokens };
     let part = heads * head_dim;
@@ -88,7 +106,7 @@ pub(crate) fn attention_residual<'o, T: FloatElement + LinearOutput<T>>(
     let layout = AttentionLayout::fused_qkv(heads, head_dim);
     attention_into(device, q, k, v, attn_shape, &layout, &AttentionOptions::default(), &mut ws.attn, &mut ws.lse)?;
     let (g, stride) = gate_of(ws, gate)?;
-    proj.residual(device, ws.attn.as_view(), rows, shape.tokens, g, stride, x)
+    proj.residual(device, ws.fusion, ws.attn.as_view(), rows, shape.tokens, g, stride, x)
 }
 
 /// `x += gate ⊙ fc2(gelu_tanh(fc1(ws.norm)))`.
@@ -101,7 +119,7 @@ pub(crate) fn mlp_residual<'o, T: FloatElement + LinearOutput<T>>(
     x: impl Into<BufferViewMut<'o, T>>,
 ) -> Result<()> {
     let (shape, rows) = (ws.shape, ws.shape.rows());
-    fc1.forward(device, ws.norm.as_view(), rows, GemmEpilogue::BiasGelu, &mut ws.hidden)?;
+    fc1.forward(device, ws.fusion, ws.norm.as_view(), rows, GemmEpilogue::BiasGelu, &mut ws.hidden)?;
     let (g, stride) = gate_of(ws, gate)?;
-    fc2.residual(device, ws.hidden.as_view(), rows, shape.tokens, g, stride, x)
+    fc2.residual(device, ws.fusion, ws.hidden.as_view(), rows, shape.tokens, g, stride, x)
 }

@@ -22,4 +22,4 @@ mod workspace;
 
 pub use dit::{Dit, DitBlock, DitInputs};
 pub use vit::{VitBlock, VitEncoder};
-pub use workspace::{TokenShape, Workspace};
+pub use workspace::{Fusion, TokenShape, Workspace};

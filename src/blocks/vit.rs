@@ -5,12 +5,12 @@ use crate::device::{BufferView, BufferViewMut, Device, DeviceBuffer, FloatElemen
 use crate::error::{Error, Result};
 use crate::kernels::adaln::{layer_norm_into, Affine, NormOptions};
 use crate::kernels::gemm::{GemmEpilogue, LinearOutput};
-use crate::kernels::patchify::{patchify_image_into, ImageNorm, PatchShape};
+use crate::kernels::patchify::{patchify_image_into, patchify_unfused_into, ImageNorm, PatchInput, PatchShape};
 use crate::weights::{VitBlockWeights, VitWeights};
 
 use super::layers::{attention_residual, mlp_residual, Gate, Linear};
 use super::upload::{linear, upload, vector};
-use super::workspace::{TokenShape, Workspace};
+use super::workspace::{Fusion, TokenShape, Workspace};
 
 /// timm's LayerNorm eps for ViTs.
 const VIT_EPS: f32 = 1e-6;
@@ -149,16 +149,13 @@ impl<T: FloatElement + LinearOutput<T>> VitEncoder<T> {
             ));
         }
         let shape = PatchShape { batch, channels: self.channels, height, width, patch: self.patch, dim: self.dim };
-        patchify_image_into(
-            device,
-            images,
-            norm,
-            &self.patch_w,
-            &self.patch_b,
-            Some(self.pos.as_view()),
-            shape,
-            &mut *tokens,
-        )?;
+        let (w, b, pos) = (self.patch_w.as_view(), self.patch_b.as_view(), Some(self.pos.as_view()));
+        match ws.fusion {
+            Fusion::Fused => patchify_image_into(device, images, norm, w, b, pos, shape, &mut *tokens)?,
+            Fusion::Unfused => {
+                patchify_unfused_into(device, PatchInput::Image(images, *norm), w, b, pos, shape, &mut *tokens)?
+            }
+        }
         for block in &self.blocks {
             block.forward(device, &mut *tokens, ws)?;
         }
@@ -167,7 +164,7 @@ impl<T: FloatElement + LinearOutput<T>> VitEncoder<T> {
         match &self.head {
             Some(head) => {
                 layer_norm_into(device, tokens.as_view(), self.dim, Some(affine), &options, &mut ws.norm)?;
-                head.forward(device, ws.norm.as_view(), ws.shape.rows(), GemmEpilogue::Bias, out.reborrow())
+                head.forward(device, ws.fusion, ws.norm.as_view(), ws.shape.rows(), GemmEpilogue::Bias, out.reborrow())
             }
             None => layer_norm_into(device, tokens.as_view(), self.dim, Some(affine), &options, out.reborrow()),
         }

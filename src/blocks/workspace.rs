@@ -3,6 +3,19 @@
 use crate::device::{Device, DeviceBuffer, Element, FloatElement};
 use crate::error::{Error, Result};
 
+/// Which kernels a forward runs: the fused ones, or the unfused baseline they replace (for
+/// benchmarks: every GEMM epilogue as separate elementwise kernels, adaLN as LayerNorm then
+/// a modulation kernel, the patch embedding as im2col + GEMM + position add). Attention is
+/// the fused kernel in both (its own baseline is [`crate::attention_unfused_into`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fusion {
+    /// The fused kernels.
+    #[default]
+    Fused,
+    /// The unfused baseline.
+    Unfused,
+}
+
 /// Samples and tokens per sample of a forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenShape {
@@ -25,6 +38,7 @@ impl TokenShape {
 /// [`Workspace::new`]; a forward checks that its shape fits and allocates nothing.
 pub struct Workspace<T: Element> {
     pub(crate) shape: TokenShape,
+    pub(crate) fusion: Fusion,
     pub(crate) dim: usize,
     pub(crate) heads: usize,
     pub(crate) mlp_hidden: usize,
@@ -65,6 +79,7 @@ impl<T: FloatElement> Workspace<T> {
         let ones_value = T::from_f32(1.0);
         Ok(Workspace {
             shape,
+            fusion: Fusion::Fused,
             dim,
             heads,
             mlp_hidden,
@@ -79,6 +94,11 @@ impl<T: FloatElement> Workspace<T> {
             cond_hidden: DeviceBuffer::uninit(device, mul(shape.batch, dim)?)?,
             t_freq: DeviceBuffer::uninit(device, mul(shape.batch, freq_dim)?)?,
         })
+    }
+
+    /// Makes the forwards through this workspace run `fusion`'s kernels (default fused).
+    pub fn set_fusion(&mut self, fusion: Fusion) {
+        self.fusion = fusion;
     }
 
     /// The shape it was sized for.
