@@ -12,84 +12,9 @@ mod common;
 
 use half::bf16;
 use tessera::blocks::{Dit, DitInputs, Fusion, TokenShape, VitBlock, Workspace};
-use tessera::weights::{DitBlockWeights, DitConfig, DitWeights, HostTensor, VitBlockWeights};
+use common::models::{dit, vit_block, Rng};
+use tessera::weights::{DitConfig, DitWeights, VitBlockWeights};
 use tessera::{Device, FloatElement};
-
-struct Rng(common::Rng);
-
-impl Rng {
-    fn tensor(&mut self, shape: &[usize], amplitude: f32) -> HostTensor {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| amplitude * ((self.0.word() >> 8) as f32 / 8_388_608.0 - 1.0)).collect();
-        HostTensor { shape: shape.to_vec(), data }
-    }
-    /// A linear layer `[out, in]` with weights ~ U(±1/√in)·1.5 and biases ~ U(±0.1).
-    fn linear(&mut self, out: usize, inp: usize) -> (HostTensor, HostTensor) {
-        (self.tensor(&[out, inp], 1.5 / (inp as f32).sqrt()), self.tensor(&[out], 0.1))
-    }
-}
-
-fn vit_block(rng: &mut Rng, d: usize, mlp: usize) -> VitBlockWeights {
-    let (qkv_w, qkv_b) = rng.linear(3 * d, d);
-    let (proj_w, proj_b) = rng.linear(d, d);
-    let (fc1_w, fc1_b) = rng.linear(mlp, d);
-    let (fc2_w, fc2_b) = rng.linear(d, mlp);
-    let ones = |rng: &mut Rng| {
-        let mut t = rng.tensor(&[d], 0.3);
-        t.data.iter_mut().for_each(|x| *x += 1.0);
-        t
-    };
-    VitBlockWeights {
-        norm1_w: ones(rng),
-        norm1_b: rng.tensor(&[d], 0.2),
-        qkv_w,
-        qkv_b,
-        proj_w,
-        proj_b,
-        norm2_w: ones(rng),
-        norm2_b: rng.tensor(&[d], 0.2),
-        fc1_w,
-        fc1_b,
-        fc2_w,
-        fc2_b,
-    }
-}
-
-fn dit(rng: &mut Rng, config: DitConfig) -> DitWeights {
-    let (d, c, p) = (config.dim, config.in_channels, config.patch);
-    let blocks = (0..config.layers)
-        .map(|_| {
-            let (t_w1, t_b1) = rng.linear(d, config.freq_dim);
-            let (t_w2, t_b2) = rng.linear(d, d);
-            let (ada_w, ada_b) = rng.linear(6 * d, d);
-            let (qkv_w, qkv_b) = rng.linear(3 * d, d);
-            let (proj_w, proj_b) = rng.linear(d, d);
-            let (fc1_w, fc1_b) = rng.linear(config.mlp_hidden, d);
-            let (fc2_w, fc2_b) = rng.linear(d, config.mlp_hidden);
-            DitBlockWeights {
-                t_w1,
-                t_b1,
-                t_w2,
-                t_b2,
-                label_table: rng.tensor(&[config.num_classes + 1, d], 1.0),
-                ada_w,
-                ada_b,
-                qkv_w,
-                qkv_b,
-                proj_w,
-                proj_b,
-                fc1_w,
-                fc1_b,
-                fc2_w,
-                fc2_b,
-            }
-        })
-        .collect();
-    let (patch_w, patch_b) = rng.linear(d, c * p * p);
-    let (out1_w, out1_b) = rng.linear(2 * d, d);
-    let (out2_w, out2_b) = rng.linear(p * p * config.out_channels, d);
-    DitWeights { config, patch_w, patch_b, blocks, out1_w, out1_b, out2_w, out2_b }
-}
 
 /// Asserts `max |got − want| ≤ 8·ε_bf16·max |want|` (ε = 2⁻⁸): eight bf16 roundings of
 /// the largest value, for a chain whose every op rounds to bf16 (about 10 per block here),
@@ -131,7 +56,7 @@ fn vit_block_forward<T: FloatElement + tessera::LinearOutput<T>>(
 fn vit_block_matches_the_composed_references() {
     let (d, heads, mlp) = (64, 2, 256);
     let shape = TokenShape { batch: 2, tokens: 33 };
-    let mut rng = Rng(common::Rng(7));
+    let mut rng = Rng::new(7);
     let w = vit_block(&mut rng, d, mlp);
     let x = rng.tensor(&[shape.rows(), d], 1.0).data;
     let want = vit_block_forward::<f32>(&Device::cpu(), &w, shape, (d, heads), &x);
@@ -185,7 +110,7 @@ fn dit_matches_the_composed_references() {
         num_classes: 10,
         freq_dim: 256,
     };
-    let mut rng = Rng(common::Rng(11));
+    let mut rng = Rng::new(11);
     let w = dit(&mut rng, config.clone());
     let batch = 4;
     let latents = rng.tensor(&[batch, 4, 8, 8], 1.0).data;

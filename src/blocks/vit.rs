@@ -13,7 +13,7 @@ use super::upload::{linear, upload, vector};
 use super::workspace::{Fusion, TokenShape, Workspace};
 
 /// timm's LayerNorm eps for ViTs.
-const VIT_EPS: f32 = 1e-6;
+pub(crate) const VIT_EPS: f32 = 1e-6;
 
 /// One pre-LN transformer block on device: `x += proj(attn(qkv(LN₁ x)))`, then
 /// `x += fc2(gelu(fc1(LN₂ x)))`, the residual adds fused into the GEMM epilogues.

@@ -426,3 +426,43 @@ pub fn patchify_unfused_into<'a, 'o, T: FloatElement + crate::kernels::gemm::Lin
     }
     Ok(())
 }
+
+/// `tokens[b, t, :] += pos[t, :]` in place: `tokens` `[B, T, D]`, `pos` `[T, D]` (a learned
+/// position embedding added after a projection, e.g. a tokenizer decoder's input). One
+/// elementwise pass; the patch embeddings fuse it into their GEMM instead.
+pub fn add_position_embedding<'a, 'o, T: FloatElement>(
+    device: &Device,
+    tokens: impl Into<BufferViewMut<'o, T>>,
+    pos: impl Into<BufferView<'a, T>>,
+    tokens_per_sample: usize,
+    dim: usize,
+) -> Result<()> {
+    let (mut out, pos) = (tokens.into(), pos.into());
+    if dim == 0 || tokens_per_sample == 0 {
+        return Err(Error::invalid("dim", "dim and tokens_per_sample must be at least 1"));
+    }
+    let row = mul(tokens_per_sample, dim)?;
+    check_len("pos", pos.len(), row, "[T, D]")?;
+    if out.len() % row != 0 {
+        return Err(Error::invalid("tokens", format!("{} elements are not whole samples of [{tokens_per_sample}, {dim}]", out.len())));
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    if device.kind() == BackendKind::Cpu {
+        let p = host(&pos, "pos")?.to_vec();
+        for (i, v) in host_mut(&mut out, "tokens")?.iter_mut().enumerate() {
+            *v = T::from_f32(v.to_f32() + p[i % row].to_f32());
+        }
+        return Ok(());
+    }
+    let m = out.len() / dim;
+    let p = GemmParams {
+        m: dim32(m, "tokens")?,
+        n: dim32(dim, "dim")?,
+        tokens_per_sample: dim32(tokens_per_sample, "tokens_per_sample")?,
+        ..Default::default()
+    };
+    let cfg = LaunchConfig::for_items(out.len(), k::PATCH_ELEM_THREADS as usize, k::PATCH_ELEM_THREADS, 0)?;
+    patchify_unfused_pos::<T>(device, &cfg, out, pos, p)
+}

@@ -5,6 +5,7 @@
 use tessera::{DType, Device};
 
 pub mod fixture;
+pub mod models;
 
 /// `atol + rtol·|ref|` per dtype, growing with the length of the reduction behind each
 /// output element (`reduction_len` = 1 for elementwise ops).
