@@ -70,7 +70,10 @@ impl<T: FloatElement + LinearOutput<T>> VitDecoder<T> {
         let c = &w.config;
         let tokens = c.grid.0 * c.grid.1;
         if w.pos_embed.shape != [tokens, c.dim] {
-            return Err(Error::invalid("weights", format!("pos_embed {:?}, expected [{tokens}, {}]", w.pos_embed.shape, c.dim)));
+            return Err(Error::invalid(
+                "weights",
+                format!("pos_embed {:?}, expected [{tokens}, {}]", w.pos_embed.shape, c.dim),
+            ));
         }
         let input = linear(device, "decoder input", &w.in_w, &w.in_b)?;
         let out = linear(device, "decoder output", &w.out_w, &w.out_b)?;

@@ -14,6 +14,7 @@
 //! Attention runs the fused kernel, which exists for f16 and bf16 (and on the Cpu
 //! backend, the f64 reference, for f32 as well): an f32 model runs on the Cpu backend.
 
+mod bottleneck;
 mod decoder;
 mod dit;
 mod layers;
@@ -21,6 +22,7 @@ mod upload;
 mod vit;
 mod workspace;
 
+pub use bottleneck::{Bottleneck, Bottlenecked, VqBottleneck};
 pub use decoder::{VitDecoder, VitDecoderConfig, VitDecoderWeights};
 pub use dit::{Dit, DitBlock, DitInputs};
 pub use vit::{VitBlock, VitEncoder};
