@@ -104,8 +104,9 @@ impl<T: FloatElement + LinearOutput<T>> DitBlock<T> {
         silu_in_place(device, &mut ws.cond)
     }
 
-    /// The block on `x` (`[B, T, D]`), in place; `ws.t_freq` holds the timestep sinusoid.
-    pub(crate) fn forward_conditioned<'o>(
+    /// The block on `x` (`[B, T, D]`), in place, conditioned on `labels` and on the
+    /// timestep sinusoid that [`Dit::embed_into`] left in `ws`.
+    pub fn forward<'o>(
         &self,
         device: &Device,
         labels: BufferView<'_, u32>,
@@ -198,9 +199,9 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
         let c = &self.config;
         let batch = ws.shape.batch;
         let (h, d) = (c.sample_size, c.dim);
-        self.embed(device, inputs, ws, tokens)?;
+        self.embed_into(device, inputs, ws, tokens)?;
         for block in &self.blocks {
-            block.forward_conditioned(device, inputs.labels, &mut *tokens, ws)?;
+            block.forward(device, inputs.labels, &mut *tokens, ws)?;
         }
         // The final layer, conditioned on block 0's embeddings.
         self.blocks[0].conditioning(device, inputs.labels, ws)?;
@@ -215,9 +216,15 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
         unpatchify_latents_into(device, &ws.norm, &self.out2.w, &self.out2.b, fold, out)
     }
 
-    /// Patch embedding + position embedding into `tokens`, and the timestep sinusoid into
-    /// `ws.t_freq`.
-    fn embed(
+    /// The blocks, for running a forward stage by stage: [`Dit::embed_into`], then each
+    /// block's [`DitBlock::forward`] (what [`Dit::forward`] does before its final layer).
+    pub fn blocks(&self) -> &[DitBlock<T>] {
+        &self.blocks
+    }
+
+    /// The patch embedding + position embedding of `inputs.latents` into `tokens`
+    /// (`[B, T, D]`), and the timestep sinusoid into `ws` (for the blocks).
+    pub fn embed_into(
         &self,
         device: &Device,
         inputs: &DitInputs<'_, T>,

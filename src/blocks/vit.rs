@@ -122,20 +122,44 @@ impl<T: FloatElement + LinearOutput<T>> VitEncoder<T> {
         Workspace::new(device, TokenShape { batch, tokens: self.tokens }, self.dim, self.heads, mlp, 0)
     }
 
+    /// The blocks, for running a forward stage by stage ([`VitEncoder::embed_into`], each
+    /// block, then [`VitEncoder::head_into`]).
+    pub fn blocks(&self) -> &[VitBlock<T>] {
+        &self.blocks
+    }
+
     /// `images` u8 `[B, H, W, C]` with `H·W / p² = T` (the position embedding's tokens) →
-    /// `out [B, T, out_dim]`, through `tokens` (`[B, T, D]`, the residual stream).
+    /// `out [B, T, out_dim]`, through `tokens` (`[B, T, D]`, the residual stream, left
+    /// holding the last block's output).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward<'o>(
         &self,
         device: &Device,
         images: BufferView<'_, u8>,
         norm: &ImageNorm<'_>,
-        (height, width): (usize, usize),
+        size: (usize, usize),
         ws: &mut Workspace<T>,
         tokens: &mut DeviceBuffer<T>,
         out: impl Into<BufferViewMut<'o, T>>,
     ) -> Result<()> {
-        let mut out = out.into();
-        let batch = ws.shape.batch;
+        self.embed_into(device, images, norm, size, ws, tokens)?;
+        for block in &self.blocks {
+            block.forward(device, &mut *tokens, ws)?;
+        }
+        self.head_into(device, tokens, ws, out)
+    }
+
+    /// The fused patch embedding (normalization, im2col, GEMM, bias, position embedding)
+    /// of `images` into `tokens` (`[B, T, D]`).
+    pub fn embed_into(
+        &self,
+        device: &Device,
+        images: BufferView<'_, u8>,
+        norm: &ImageNorm<'_>,
+        (height, width): (usize, usize),
+        ws: &Workspace<T>,
+        tokens: &mut DeviceBuffer<T>,
+    ) -> Result<()> {
         if height % self.patch != 0
             || width % self.patch != 0
             || (height / self.patch) * (width / self.patch) != self.tokens
@@ -148,25 +172,45 @@ impl<T: FloatElement + LinearOutput<T>> VitEncoder<T> {
                 ),
             ));
         }
+        let batch = ws.shape.batch;
         let shape = PatchShape { batch, channels: self.channels, height, width, patch: self.patch, dim: self.dim };
         let (w, b, pos) = (self.patch_w.as_view(), self.patch_b.as_view(), Some(self.pos.as_view()));
         match ws.fusion {
-            Fusion::Fused => patchify_image_into(device, images, norm, w, b, pos, shape, &mut *tokens)?,
+            Fusion::Fused => patchify_image_into(device, images, norm, w, b, pos, shape, &mut *tokens),
             Fusion::Unfused => {
-                patchify_unfused_into(device, PatchInput::Image(images, *norm), w, b, pos, shape, &mut *tokens)?
+                patchify_unfused_into(device, PatchInput::Image(images, *norm), w, b, pos, shape, &mut *tokens)
             }
         }
-        for block in &self.blocks {
-            block.forward(device, &mut *tokens, ws)?;
-        }
+    }
+
+    /// The final LayerNorm of `tokens` into `out` (`[B, T, D]`).
+    pub fn final_norm_into<'o>(
+        &self,
+        device: &Device,
+        tokens: BufferView<'_, T>,
+        out: impl Into<BufferViewMut<'o, T>>,
+    ) -> Result<()> {
+        let mut out = out.into();
         let options = NormOptions { eps: VIT_EPS, ..Default::default() };
         let affine = Affine::new(&self.norm.0, &self.norm.1);
+        layer_norm_into(device, tokens, self.dim, Some(affine), &options, out.reborrow())
+    }
+
+    /// The final LayerNorm and the per-token head of the last block's `tokens` into `out`
+    /// (`[B, T, out_dim]`).
+    pub fn head_into<'o>(
+        &self,
+        device: &Device,
+        tokens: &DeviceBuffer<T>,
+        ws: &mut Workspace<T>,
+        out: impl Into<BufferViewMut<'o, T>>,
+    ) -> Result<()> {
         match &self.head {
             Some(head) => {
-                layer_norm_into(device, tokens.as_view(), self.dim, Some(affine), &options, &mut ws.norm)?;
-                head.forward(device, ws.fusion, ws.norm.as_view(), ws.shape.rows(), GemmEpilogue::Bias, out.reborrow())
+                self.final_norm_into(device, tokens.as_view(), &mut ws.norm)?;
+                head.forward(device, ws.fusion, ws.norm.as_view(), ws.shape.rows(), GemmEpilogue::Bias, out)
             }
-            None => layer_norm_into(device, tokens.as_view(), self.dim, Some(affine), &options, out.reborrow()),
+            None => self.final_norm_into(device, tokens.as_view(), out),
         }
     }
 }
