@@ -11,10 +11,10 @@
 //! DiT-S/2, B/2 and XL/2 (batch 32, 256² images → 32×32 latents → 256 tokens) and the
 //! ViT-B/16 encoder (batch 32, 256²), random weights, bf16.
 
-#[path = "../tests/common/models.rs"]
-mod models;
 #[allow(dead_code)]
 mod common;
+#[path = "../tests/common/models.rs"]
+mod models;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use half::bf16;
@@ -54,14 +54,17 @@ fn bench_dit(c: &mut Criterion, device: &Device, name: &str, config: DitConfig, 
     let latents: Vec<bf16> = rng.tensor(&[batch, 4, s, s], 1.0).data.iter().map(|&v| bf16::from_f32(v)).collect();
     let lat = device.upload(&latents).unwrap();
     let t = device.upload(&(0..batch).map(|i| (i * 37 % 1000) as f32).collect::<Vec<_>>()).unwrap();
-    let y = device.upload(&(0..batch).map(|i| if i % 2 == 0 { (i % 1000) as u32 } else { 1000 }).collect::<Vec<_>>()).unwrap();
+    let y = device
+        .upload(&(0..batch).map(|i| if i % 2 == 0 { (i % 1000) as u32 } else { 1000 }).collect::<Vec<_>>())
+        .unwrap();
     let inputs = DitInputs { latents: lat.as_view(), timesteps: t.as_view(), labels: y.as_view() };
     let mut ws = model.workspace(device, batch).unwrap();
     let mut tokens = device.zeros::<bf16>(batch * model.tokens() * config.dim).unwrap();
     let mut out = device.zeros::<bf16>(batch * config.out_channels * s * s).unwrap();
     let mut group = c.benchmark_group(format!("{name}_b{batch}_bf16_{:?}", device.kind()));
     group.throughput(Throughput::Elements(batch as u64));
-    let fusions: &[Fusion] = if device.kind() == BackendKind::Cpu { &[Fusion::Fused] } else { &[Fusion::Fused, Fusion::Unfused] };
+    let fusions: &[Fusion] =
+        if device.kind() == BackendKind::Cpu { &[Fusion::Fused] } else { &[Fusion::Fused, Fusion::Unfused] };
     for &fusion in fusions {
         ws.set_fusion(fusion);
         let id = BenchmarkId::new(common::variant_label(device, fusion), format!("{} layers", config.layers));
@@ -74,16 +77,7 @@ fn bench_dit(c: &mut Criterion, device: &Device, name: &str, config: DitConfig, 
 }
 
 fn vit_config(dim: usize, heads: usize, layers: usize) -> VitConfig {
-    VitConfig {
-        in_channels: 3,
-        patch: 16,
-        tokens: 256,
-        dim,
-        heads,
-        layers,
-        mlp_hidden: 4 * dim,
-        out_dim: Some(16),
-    }
+    VitConfig { in_channels: 3, patch: 16, tokens: 256, dim, heads, layers, mlp_hidden: 4 * dim, out_dim: Some(16) }
 }
 
 fn vit_weights(rng: &mut models::Rng, config: VitConfig) -> VitWeights {
@@ -115,7 +109,8 @@ fn bench_vit(c: &mut Criterion, device: &Device, name: &str, config: VitConfig, 
     let mut out = device.zeros::<bf16>(batch * 256 * model.out_dim()).unwrap();
     let mut group = c.benchmark_group(format!("{name}_b{batch}_bf16_{:?}", device.kind()));
     group.throughput(Throughput::Elements(batch as u64));
-    let fusions: &[Fusion] = if device.kind() == BackendKind::Cpu { &[Fusion::Fused] } else { &[Fusion::Fused, Fusion::Unfused] };
+    let fusions: &[Fusion] =
+        if device.kind() == BackendKind::Cpu { &[Fusion::Fused] } else { &[Fusion::Fused, Fusion::Unfused] };
     let (t, d) = (256.0, config.dim as f64);
     let flops = batch as f64
         * (config.layers as f64 * (2.0 * t * d * (4.0 * d + 2.0 * config.mlp_hidden as f64) + 4.0 * t * t * d)
@@ -147,7 +142,9 @@ fn blocks_benches(c: &mut Criterion) {
     }
     match Device::cuda(0) {
         Ok(gpu) => {
-            for (name, dim, heads, layers) in [("dit_s2", 384, 6, 12), ("dit_b2", 768, 12, 12), ("dit_xl2", 1152, 16, 28)] {
+            for (name, dim, heads, layers) in
+                [("dit_s2", 384, 6, 12), ("dit_b2", 768, 12, 12), ("dit_xl2", 1152, 16, 28)]
+            {
                 bench_dit(c, &gpu, name, dit_config(dim, heads, layers), 32);
             }
             bench_vit(c, &gpu, "vit_b16_encoder", vit_config(768, 12, 12), 32);

@@ -53,8 +53,9 @@ pub use kernels::kmeans::{
     fit_codebook, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
 };
 pub use kernels::patchify::{
-    add_position_embedding, patchify_image, patchify_image_into, patchify_latents, patchify_latents_into, patchify_unfused_into,
-    sincos_pos_embed_2d, unpatchify_image_into, unpatchify_latents_into, ImageNorm, PatchInput, PatchShape,
+    add_position_embedding, patchify_image, patchify_image_into, patchify_latents, patchify_latents_into,
+    patchify_unfused_into, sincos_pos_embed_2d, unpatchify_image_into, unpatchify_latents_into, ImageNorm, PatchInput,
+    PatchShape,
 };
 pub use kernels::residual_vq::{ResidualVq, ResidualVqOutput};
 

@@ -10,9 +10,9 @@
 
 mod common;
 
+use common::models::{dit, vit_block, Rng};
 use half::bf16;
 use tessera::blocks::{Dit, DitInputs, Fusion, TokenShape, VitBlock, Workspace};
-use common::models::{dit, vit_block, Rng};
 use tessera::weights::{DitConfig, DitWeights, VitBlockWeights};
 use tessera::{Device, FloatElement};
 
@@ -87,10 +87,14 @@ fn dit_forward<T: FloatElement + tessera::LinearOutput<T>>(
     let mut out = device.zeros::<T>(batch * c.out_channels * c.sample_size * c.sample_size).unwrap();
     let inputs = DitInputs { latents: lat.as_view(), timesteps: t.as_view(), labels: y.as_view() };
     model.forward(device, &inputs, &mut ws, &mut tokens, &mut out).unwrap();
-    // A second forward through the same workspace gives the same bits.
+    // A second forward through the same workspace gives the same bits and allocates nothing.
     let first = out.download().unwrap();
+    let allocations = device.allocations();
     model.forward(device, &inputs, &mut ws, &mut tokens, &mut out).unwrap();
     assert_eq!(first, out.download().unwrap(), "a rerun through the same workspace differs on {}", device.name());
+    if fusion == Fusion::Fused {
+        assert_eq!(device.allocations(), allocations, "the second forward allocated on {}", device.name());
+    }
     f64s(&first)
 }
 

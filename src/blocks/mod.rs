@@ -11,6 +11,29 @@
 //! Layouts: tokens `[B, T, D]` row-major; images u8 `[B, H, W, C]` (NHWC); latents
 //! `[B, C, H, W]` (NCHW).
 //!
+//! ```no_run
+//! use half::bf16;
+//! use tessera::blocks::{Dit, DitInputs};
+//! use tessera::weights::{Checkpoint, DitWeights};
+//! use tessera::Device;
+//!
+//! let device = Device::best();
+//! // A diffusers DiTTransformer2DModel: its safetensors file and config.json.
+//! let config = std::fs::read_to_string("dit/config.json").expect("config.json");
+//! let weights = DitWeights::from_checkpoint(Checkpoint::open("dit/diffusion_pytorch_model.safetensors")?, Some(&config))?;
+//! let model = Dit::<bf16>::load(&device, &weights)?;
+//! let (batch, c) = (2, model.config().clone());
+//! let mut ws = model.workspace(&device, batch)?;      // sized once, reused by every forward
+//! let latents = device.zeros::<bf16>(batch * c.in_channels * c.sample_size * c.sample_size)?;
+//! let timesteps = device.upload(&[999.0f32, 999.0])?;
+//! let labels = device.upload(&[207u32, c.num_classes as u32])?; // a class and the null class (CFG)
+//! let inputs = DitInputs { latents: latents.as_view(), timesteps: timesteps.as_view(), labels: labels.as_view() };
+//! let mut tokens = device.zeros::<bf16>(batch * model.tokens() * c.dim)?;
+//! let mut out = device.zeros::<bf16>(batch * c.out_channels * c.sample_size * c.sample_size)?;
+//! model.forward(&device, &inputs, &mut ws, &mut tokens, &mut out)?; // [B, out_channels, H, W]
+//! # Ok::<(), tessera::Error>(())
+//! ```
+//!
 //! Attention runs the fused kernel, which exists for f16 and bf16 (and on the Cpu
 //! backend, the f64 reference, for f32 as well): an f32 model runs on the Cpu backend.
 

@@ -30,6 +30,7 @@ impl<T: Element> DeviceBuffer<T> {
             Backend::Cuda(c) => Storage::Cuda(c.upload(data)?),
             Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::from_slice(data)),
         };
+        device.note_allocation();
         Ok(DeviceBuffer { device: device.clone(), len: data.len(), storage })
     }
 
@@ -40,6 +41,7 @@ impl<T: Element> DeviceBuffer<T> {
                 Error::invalid("len", format!("{len} elements of {} bytes do not fit one allocation", T::DTYPE.size()))
             })?),
         };
+        device.note_allocation();
         Ok(DeviceBuffer { device: device.clone(), len, storage })
     }
 
@@ -54,6 +56,7 @@ impl<T: Element> DeviceBuffer<T> {
             })?),
             Backend::Cpu => return Self::zeros(device, len),
         };
+        device.note_allocation();
         Ok(DeviceBuffer { device: device.clone(), len, storage })
     }
 

@@ -60,6 +60,20 @@ impl<T: bytemuck::Pod> HostVec<T> {
         Some(v)
     }
 
+    /// Makes a tracked buffer "uninitialised" again (0xFF bytes, nothing written), for its
+    /// reuse as scratch; an untracked one is left as it is.
+    pub(crate) fn reset_uninit(&mut self) {
+        if self.tracked {
+            bytemuck::cast_slice_mut::<T, u8>(self).fill(0xff);
+            // SAFETY: this live allocation is registered; forgetting and registering it
+            // again clears its written bytes.
+            unsafe {
+                tessera_emu_forget(self.ptr.as_ptr() as *const _);
+                tessera_emu_track_uninit(self.ptr.as_ptr() as *const _, std::mem::size_of_val::<[T]>(self));
+            }
+        }
+    }
+
     /// Tells the emulator's initcheck that the host wrote `range` (element indices).
     pub(crate) fn mark_written(&self, range: std::ops::Range<usize>) {
         if self.tracked && range.start < range.end && range.end <= self.len {

@@ -14,6 +14,7 @@ pub(crate) mod emulator;
 mod host_alloc;
 pub(crate) mod kind;
 mod launch_config;
+mod scratch;
 mod status;
 mod view;
 
@@ -45,6 +46,10 @@ struct Inner {
     status: Mutex<StatusWords>,
     /// Host↔device synchronizations so far (downloads and `synchronize`).
     syncs: AtomicU64,
+    /// Buffers allocated on this device so far (see [`Device::allocations`]).
+    allocations: AtomicU64,
+    /// Scratch buffers of ops, reused across calls (see `scratch.rs`).
+    scratch: Mutex<scratch::ScratchPool>,
 }
 
 /// A handle to one backend instance. Cheap to clone; buffers remember their device and
@@ -74,6 +79,8 @@ impl Device {
                 note,
                 status: Mutex::new(StatusWords::default()),
                 syncs: AtomicU64::new(0),
+                allocations: AtomicU64::new(0),
+                scratch: Mutex::new(scratch::ScratchPool::default()),
             }),
         }
     }
@@ -173,10 +180,13 @@ impl Device {
         let reused = self.status_words().free.pop();
         let storage = match reused {
             Some(s) => s,
-            None => match &self.inner.backend {
-                Backend::Cuda(c) => Storage::Cuda(c.status_word()?),
-                Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::from_slice(&[NO_ROW])),
-            },
+            None => {
+                self.note_allocation();
+                match &self.inner.backend {
+                    Backend::Cuda(c) => Storage::Cuda(c.status_word()?),
+                    Backend::Emulator | Backend::Cpu => Storage::Host(HostVec::from_slice(&[NO_ROW])),
+                }
+            }
         };
         Ok(DeviceBuffer::from_storage(self, 1, storage))
     }
@@ -236,6 +246,18 @@ impl Device {
             Backend::Cuda(c) => c.peak_flops(dtype),
             _ => None,
         }
+    }
+
+    /// How many buffers have been allocated on this device so far: the caller's
+    /// (`upload`, `zeros`) and the ops' own (outputs of the allocating forms, scratch that
+    /// the pools did not yet hold). A chain of `_into` ops repeated at the same shapes —
+    /// such as a model forward through its workspace — adds none after its first run.
+    pub fn allocations(&self) -> u64 {
+        self.inner.allocations.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_allocation(&self) {
+        self.inner.allocations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Copies `data` to a new buffer on this device.

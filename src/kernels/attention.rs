@@ -16,10 +16,11 @@
 //! sequence `b`'s queries are tokens `cu_seqlens_q[b] .. cu_seqlens_q[b + 1]`, its keys
 //! `cu_seqlens_k[b] .. cu_seqlens_k[b + 1]` (lengths may differ and may be 0); `lse` is
 //! `[H, total_q]`. The offsets are host slices, checked (start at 0, non-decreasing, `B + 1`
-//! of each) and uploaded with the call: each call uploads one small u32 buffer (offsets, key
-//! lengths or a placeholder word) — an allocation per call.
+//! of each) and uploaded with the call: each call copies one small u32 buffer (offsets, key
+//! lengths or a placeholder word) into a buffer the device keeps for reuse, so repeated
+//! calls at the same shapes allocate nothing.
 
-use crate::device::{BackendKind, BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
+use crate::device::{BackendKind, BufferView, BufferViewMut, Device, FloatElement};
 use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::kernels::checks::{host, host_mut};
@@ -469,20 +470,23 @@ fn run<T: FloatElement>(
         Batch::Varlen { cu_q, cu_k } => cu_q.iter().chain(cu_k).copied().collect(),
         Batch::Fixed { .. } => options.key_lengths.map_or_else(|| vec![0], <[u32]>::to_vec),
     };
-    let words = DeviceBuffer::<u32>::upload(device, &words)?;
+    let words = device.scratch_u32(&words)?;
     let (wq, wk, wl) = if varlen {
         (words.view(..batch + 1)?, words.view(batch + 1..)?, words.view(..1)?)
     } else {
         (words.as_view(), words.as_view(), words.as_view())
     };
     let cfg = LaunchConfig { grid, block: (c::ATTN_THREADS, 1, 1), shared_mem_bytes: smem_bytes(head_dim) };
-    match head_dim {
+    let launched = match head_dim {
         32 => attention_fwd_d32(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
         64 => attention_fwd_d64(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
         72 => attention_fwd_d72(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
         96 => attention_fwd_d96(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
         _ => attention_fwd_d128(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),
-    }
+    };
+    // Stream order: the next call that takes this buffer runs after this kernel.
+    device.recycle_u32(words);
+    launched
 }
 
 /// The unfused baseline of [`attention_into`], as it is written without a fused kernel: per

@@ -497,7 +497,7 @@ pub fn linear_into<'a, 'o, T: FloatElement, O: LinearOutput<T>>(
     p.kt_per_split = plan.kt_per_split as u32;
     let cfg = tile_launch(&SKINNY, m, n, plan.splits, size_of::<T>(), "shape.m")?;
     let ws_len = plan.splits.checked_mul(mn).ok_or_else(|| Error::invalid("shape", "split-K workspace overflows"))?;
-    let mut workspace = DeviceBuffer::<f32>::uninit(device, ws_len)?;
+    let mut workspace = device.scratch_f32(ws_len)?;
     if sel.tf32 {
         gemm_tf32_skinny::<T>(device, &cfg, x, w, &mut workspace, p)?;
     } else {
@@ -505,7 +505,10 @@ pub fn linear_into<'a, 'o, T: FloatElement, O: LinearOutput<T>>(
     }
     let vecs = m * n.div_ceil(4);
     let cfg = LaunchConfig::for_items(vecs, k::REDUCE_THREADS as usize, k::REDUCE_THREADS, 0)?;
-    O::reduce(device, &cfg, sel, workspace.as_view(), bias, gate, out, plan.splits as u32, p)
+    O::reduce(device, &cfg, sel, workspace.as_view(), bias, gate, out, plan.splits as u32, p)?;
+    // Stream order: the next GEMM that takes this workspace runs after this reduce.
+    device.recycle_f32(workspace);
+    Ok(())
 }
 
 /// The Cpu backend: the f64 reference, rounded once.

@@ -444,7 +444,10 @@ pub fn add_position_embedding<'a, 'o, T: FloatElement>(
     let row = mul(tokens_per_sample, dim)?;
     check_len("pos", pos.len(), row, "[T, D]")?;
     if out.len() % row != 0 {
-        return Err(Error::invalid("tokens", format!("{} elements are not whole samples of [{tokens_per_sample}, {dim}]", out.len())));
+        return Err(Error::invalid(
+            "tokens",
+            format!("{} elements are not whole samples of [{tokens_per_sample}, {dim}]", out.len()),
+        ));
     }
     if out.is_empty() {
         return Ok(());

@@ -95,4 +95,3 @@ pub fn dit(rng: &mut Rng, config: DitConfig) -> DitWeights {
     let (out2_w, out2_b) = rng.linear(p * p * config.out_channels, d);
     DitWeights { config, patch_w, patch_b, blocks, out1_w, out1_b, out2_w, out2_b }
 }
-
