@@ -2,12 +2,14 @@
 // embedding and the class-label embedding lookup.
 //
 // ---- Timestep embedding ---------------------------------------------------------------------------
-// DiT's `TimestepEmbedder.timestep_embedding` (= diffusers' `get_timestep_embedding` with
-// flip_sin_to_cos=True, downscale_freq_shift=0):
+// diffusers' `get_timestep_embedding` with flip_sin_to_cos=True and any downscale_freq_shift
+// (shift 0: DiT's `TimestepEmbedder.timestep_embedding`; shift 1: diffusers' DiT,
+// `CombinedTimestepLabelEmbeddings` → `Timesteps(256, True, downscale_freq_shift=1)`):
 //   t    [B]       float (fractional t allowed)
 //   out  [B, dim]  T ∈ {float, __half, __nv_bfloat16}, row-major
 //   half = dim / 2 (integer division),  c = −ln(max_period) rounded to f32 (by the wrapper)
-//   e_i    = fl(fl(c · i) / half)                 i = 0 .. half−1 (PyTorch's f32 order)
+//   freq_divisor = half − downscale_freq_shift, ≥ 1 when half ≥ 1 (the wrapper rejects the rest)
+//   e_i    = fl(fl(c · i) / freq_divisor)         i = 0 .. half−1 (PyTorch's f32 order)
 //   freq_i = emb_exp(e_i)                         see below
 //   arg_i  = fl(t · freq_i)                       (one f32 multiply, never contracted)
 //   out[b, i] = cos(arg_i),  out[b, half + i] = sin(arg_i),  out[b, dim − 1] = 0 if dim is odd.
@@ -197,13 +199,13 @@ __device__ __forceinline__ void emb_sincos(float x, float* sin_out, float* cos_o
 }
 
 // The value of column `col` of a row with timestep `t`; sets *bad when the row is invalid.
-__device__ __forceinline__ float timestep_value(float t, unsigned col, unsigned half, float neg_log_max_period,
-                                                bool* bad) {
+__device__ __forceinline__ float timestep_value(float t, unsigned col, unsigned half, unsigned freq_divisor,
+                                                float neg_log_max_period, bool* bad) {
     if (!is_finite(t)) *bad = true;
     if (col >= 2 * half) return 0.0f;  // the odd-dim pad column
     const bool is_sin = col >= half;
     const unsigned i = is_sin ? col - half : col;
-    const float e = __fdiv_rn(__fmul_rn(neg_log_max_period, (float)i), (float)half);
+    const float e = __fdiv_rn(__fmul_rn(neg_log_max_period, (float)i), (float)freq_divisor);
     const float arg = __fmul_rn(t, emb_exp(e));
     if (!is_finite(arg)) *bad = true;
     float s, c;
@@ -218,7 +220,7 @@ __device__ __forceinline__ unsigned value_bits(tessera::bf16 v) { return __bfloa
 
 template <class T>
 __device__ void timestep_embedding(const float* __restrict__ t, T* __restrict__ out, unsigned* __restrict__ status,
-                                   unsigned n, unsigned dim, float neg_log_max_period) {
+                                   unsigned n, unsigned dim, unsigned freq_divisor, float neg_log_max_period) {
     constexpr unsigned V = 16 / sizeof(T);
     constexpr unsigned BITS = 8 * sizeof(T);
     const unsigned long long total = (unsigned long long)n * dim;
@@ -246,7 +248,7 @@ __device__ void timestep_embedding(const float* __restrict__ t, T* __restrict__ 
                 tr = t[row];
             }
             bool bad = false;
-            value = tessera::from_float<T>(timestep_value(tr, col, half, neg_log_max_period, &bad));
+            value = tessera::from_float<T>(timestep_value(tr, col, half, freq_divisor, neg_log_max_period, &bad));
             if (bad && first_bad == 0xffffffffu) first_bad = row;
             if (!vector) dst[k] = value;
         }
@@ -313,8 +315,8 @@ __device__ void label_embedding_warp(const unsigned* __restrict__ labels, const 
 #define EMBEDDING_KERNELS(T, SUFFIX)                                                                        \
     TESSERA_KERNEL void __launch_bounds__(EMB_TIMESTEP_THREADS)                                             \
         embedding_timestep_##SUFFIX(const float* t, T* out, unsigned* status, unsigned n, unsigned dim,     \
-                                    float neg_log_max_period) {                                             \
-        timestep_embedding<T>(t, out, status, n, dim, neg_log_max_period);                                  \
+                                    unsigned freq_divisor, float neg_log_max_period) {                      \
+        timestep_embedding<T>(t, out, status, n, dim, freq_divisor, neg_log_max_period);                    \
     }                                                                                                       \
     TESSERA_KERNEL void __launch_bounds__(EMB_LABEL_V1_THREADS)                                             \
         embedding_label_v1_##SUFFIX(const unsigned* labels, const T* table, T* out, unsigned* status,       \

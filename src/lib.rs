@@ -42,7 +42,7 @@ pub use kernels::binary_quant::{
 pub use kernels::codebook::{Codebook, Metric, SearchOptions, SearchPath, SearchPlan, VqOutput};
 pub use kernels::embedding::{
     label_embedding, label_embedding_into, label_embedding_into_using, timestep_embedding, timestep_embedding_into,
-    timestep_mlp_into, LabelEmbeddingKernel, TimestepMlp, DEFAULT_MAX_PERIOD,
+    timestep_embedding_shifted_into, timestep_mlp_into, LabelEmbeddingKernel, TimestepMlp, DEFAULT_MAX_PERIOD,
 };
 pub use kernels::fsq::{Fsq, FsqDequantized, FsqKernel, FsqQuantized, FSQ_MAX_DIM, FSQ_MAX_THRESHOLDS};
 pub use kernels::gemm::{

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use tessera::reference::embedding as reference;
 use tessera::{
     label_embedding, label_embedding_into, label_embedding_into_using, timestep_embedding, timestep_embedding_into,
-    DType, Device, Error, FloatElement, LabelEmbeddingKernel, DEFAULT_MAX_PERIOD,
+    timestep_embedding_shifted_into, DType, Device, Error, FloatElement, LabelEmbeddingKernel, DEFAULT_MAX_PERIOD,
 };
 
 const DIMS: [usize; 6] = [1, 2, 3, 255, 256, 1152];
@@ -43,13 +43,14 @@ fn ulp_f32(v: f64) -> f64 {
     2f64.powi(v.log2().floor() as i32 - 23)
 }
 
-/// The exact cos/sin (f64) of the reference's f32 arguments, `[t.len(), dim]`.
-fn exact(t: &[f32], dim: usize, max_period: f64) -> Vec<f64> {
+/// The exact cos/sin (f64) of the reference's f32 arguments, `[t.len(), dim]`, with
+/// diffusers' `downscale_freq_shift` `shift` (frequency divisor `dim / 2 − shift`).
+fn exact(t: &[f32], dim: usize, max_period: f64, shift: usize) -> Vec<f64> {
     let half = dim / 2;
     let c = reference::neg_log_max_period(max_period);
     let mut out = Vec::with_capacity(t.len() * dim);
     for &tb in t {
-        let args: Vec<f64> = (0..half).map(|i| (tb * reference::frequency(i, half, c)) as f64).collect();
+        let args: Vec<f64> = (0..half).map(|i| (tb * reference::frequency(i, half - shift, c)) as f64).collect();
         out.extend(args.iter().map(|a| a.cos()));
         out.extend(args.iter().map(|a| a.sin()));
         if dim % 2 == 1 {
@@ -61,22 +62,43 @@ fn exact(t: &[f32], dim: usize, max_period: f64) -> Vec<f64> {
 
 /// Runs the timestep embedding on `device` into an output prefilled with NaN (so that an
 /// element the kernel forgets shows), returning the downloaded result.
-fn run_timestep<T: FloatElement>(device: &Device, t: &[f32], dim: usize, max_period: f64) -> tessera::Result<Vec<T>> {
+/// Shift 0 goes through `timestep_embedding_into`, any other through the shifted entry point.
+fn run_timestep<T: FloatElement>(
+    device: &Device,
+    t: &[f32],
+    dim: usize,
+    max_period: f64,
+    shift: usize,
+) -> tessera::Result<Vec<T>> {
     let tb = device.upload(t)?;
     let mut out = device.upload(&vec![T::from_f32(f32::NAN); t.len() * dim])?;
-    timestep_embedding_into(device, &tb, dim, max_period, &mut out)?;
+    if shift == 0 {
+        timestep_embedding_into(device, &tb, dim, max_period, &mut out)?;
+    } else {
+        timestep_embedding_shifted_into(device, &tb, dim, max_period, shift, &mut out)?;
+    }
     out.download()
 }
 
 fn check_timestep<T: FloatElement>(t: &[f32], dim: usize, max_period: f64) {
+    check_timestep_shifted::<T>(t, dim, max_period, 0);
+}
+
+/// The embedding with `downscale_freq_shift` = `shift` on every backend against the
+/// reference: the Cpu backend bit for bit, the kernels within the rule (and 2 ulp of the
+/// exact sinusoid of the reference's f32 arguments in f32).
+fn check_timestep_shifted<T: FloatElement>(t: &[f32], dim: usize, max_period: f64, shift: usize) {
     let mut want = vec![T::default(); t.len() * dim];
-    reference::timestep_embedding(t, dim, max_period, &mut want).expect("finite timesteps");
+    reference::timestep_embedding_shifted(t, dim, max_period, shift, &mut want).expect("finite timesteps");
     let want64: Vec<f64> = want.iter().map(|v| v.to_f32() as f64).collect();
-    let exact = exact(t, dim, max_period);
+    let exact = exact(t, dim, max_period, shift);
     for device in all_devices() {
-        let ctx = format!("{:?} dim {dim} max_period {max_period} on {}", T::DTYPE, device.name());
-        let got = run_timestep::<T>(&device, t, dim, max_period).unwrap();
+        let ctx = format!("{:?} dim {dim} max_period {max_period} shift {shift} on {}", T::DTYPE, device.name());
+        let got = run_timestep::<T>(&device, t, dim, max_period, shift).unwrap();
         let got64: Vec<f64> = got.iter().map(|v| v.to_f32() as f64).collect();
+        if device.kind() == tessera::BackendKind::Cpu {
+            assert_eq!(bits(&got), bits(&want), "{ctx}: the Cpu backend is the reference");
+        }
         common::assert_close(&ctx, &got64, &want64, T::DTYPE, 1);
         if T::DTYPE == DType::F32 {
             for (i, (&g, &e)) in got64.iter().zip(&exact).enumerate() {
@@ -177,6 +199,55 @@ proptest! {
     #[test]
     fn timestep_bf16_matches_reference((t, dim, mp) in timestep_case()) {
         check_timestep::<bf16>(&t, dim, mp);
+    }
+}
+
+/// diffusers' `downscale_freq_shift = 1` (its DiT's `CombinedTimestepLabelEmbeddings`):
+/// every dtype, the listed dims from the smallest allowed (2·(shift + 1)), odd ones included,
+/// and larger shifts; the frequencies really are the shifted ones (freq_{half−1} of shift 1
+/// is 1/max_period, within an ulp), and differ from shift 0's.
+#[test]
+fn timestep_embedding_shifted_matches_reference() {
+    for dim in [4usize, 5, 255, 256, 1152] {
+        check_timestep_shifted::<f32>(&TIMESTEPS, dim, DEFAULT_MAX_PERIOD, 1);
+        check_timestep_shifted::<f16>(&TIMESTEPS, dim, DEFAULT_MAX_PERIOD, 1);
+        check_timestep_shifted::<bf16>(&TIMESTEPS, dim, DEFAULT_MAX_PERIOD, 1);
+    }
+    check_timestep_shifted::<f32>(&TIMESTEPS, 6, DEFAULT_MAX_PERIOD, 2);
+    check_timestep_shifted::<f32>(&[-999.0, 1e6, 1e30, 7.0], 33, 100.0, 15);
+    let c = reference::neg_log_max_period(DEFAULT_MAX_PERIOD);
+    let last = reference::frequency(127, 127, c) as f64;
+    assert!((last - 1e-4).abs() <= 1e-4 * 2f64.powi(-22), "freq_127 of shift 1 at dim 256: {last}");
+    // The shift matters: shift 1 differs from shift 0 on every backend (cos half, column 64 at t = 999).
+    for device in all_devices() {
+        let s0 = run_timestep::<f32>(&device, &[999.0], 256, DEFAULT_MAX_PERIOD, 0).unwrap();
+        let s1 = run_timestep::<f32>(&device, &[999.0], 256, DEFAULT_MAX_PERIOD, 1).unwrap();
+        assert_eq!(s0[0], s1[0], "{}: column 0 (freq 1) is the same", device.name());
+        assert!((s0[64] - s1[64]).abs() > 1e-3, "{}: {} vs {}", device.name(), s0[64], s1[64]);
+    }
+}
+
+/// A shift that leaves no divisor (`dim / 2 − shift` < 1) is a typed error on every
+/// backend, and nothing is written.
+#[test]
+fn timestep_embedding_bad_shift_is_a_typed_error() {
+    for device in all_devices() {
+        let t = device.upload(&[1.0f32, 2.0]).unwrap();
+        for (dim, shift) in [(2usize, 1usize), (3, 1), (8, 4), (8, 5), (1, 1), (255, 127), (256, usize::MAX)] {
+            let mut out = device.upload(&vec![f32::NAN; 2 * dim]).unwrap();
+            let r = timestep_embedding_shifted_into(&device, &t, dim, DEFAULT_MAX_PERIOD, shift, &mut out);
+            assert!(
+                matches!(r, Err(Error::InvalidArgument { arg: "downscale_freq_shift", .. })),
+                "{}: dim {dim} shift {shift}: {r:?}",
+                device.name()
+            );
+            assert!(out.download().unwrap().iter().all(|v| v.is_nan()), "{}: written", device.name());
+        }
+        // The smallest allowed dims: one frequency, divisor 1.
+        for (dim, shift) in [(4usize, 1usize), (5, 1), (8, 3), (2, 0)] {
+            let mut out = device.zeros::<f32>(2 * dim).unwrap();
+            timestep_embedding_shifted_into(&device, &t, dim, DEFAULT_MAX_PERIOD, shift, &mut out).unwrap();
+        }
     }
 }
 
@@ -450,8 +521,8 @@ fn reruns_are_bit_identical() {
     let tab = table::<bf16>(1001, 72, 5);
     let mut emulator_ts: Option<Vec<u32>> = None;
     for device in all_devices() {
-        let first = run_timestep::<f32>(&device, &t, 256, DEFAULT_MAX_PERIOD).unwrap();
-        let again = run_timestep::<f32>(&device, &t, 256, DEFAULT_MAX_PERIOD).unwrap();
+        let first = run_timestep::<f32>(&device, &t, 256, DEFAULT_MAX_PERIOD, 0).unwrap();
+        let again = run_timestep::<f32>(&device, &t, 256, DEFAULT_MAX_PERIOD, 0).unwrap();
         assert_eq!(bits(&first), bits(&again), "timestep reruns on {}", device.name());
         if device.kind() != tessera::BackendKind::Cpu {
             match &emulator_ts {

@@ -9,8 +9,8 @@ mod common;
 use common::fixture::Fixture;
 use tessera::{
     adaln_modulate_into, label_embedding_into, layer_norm_into, linear_into, timestep_embedding_into,
-    timestep_mlp_into, AdalnShape, Affine, DType, Device, GemmEpilogue, GemmOptions, GemmPath, GemmShape, Modulation,
-    NormOptions, SplitK, TimestepMlp, DEFAULT_MAX_PERIOD,
+    timestep_embedding_shifted_into, timestep_mlp_into, AdalnShape, Affine, DType, Device, GemmEpilogue, GemmOptions,
+    GemmPath, GemmShape, Modulation, NormOptions, SplitK, TimestepMlp, DEFAULT_MAX_PERIOD,
 };
 
 fn devices() -> Vec<Device> {
@@ -111,6 +111,25 @@ fn exact_layer_norm(f: &Fixture, key: &str, b: usize, t: usize, d: usize) -> Vec
     out
 }
 
+/// The timestep-embedding rule against PyTorch: the shared f32 tolerance, plus
+/// |t|·ulp(freq_i) — PyTorch's f32 exp may differ from a correctly rounded one by an ulp of
+/// freq_i (frequency divisor `dim / 2 − shift`), which the argument t·freq_i carries.
+fn timestep_close(what: &str, t: &[f32], dim: usize, shift: usize, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let half = dim / 2;
+    let (atol, rtol) = common::tolerance(DType::F32, 1);
+    for (e, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let (row, col) = (e / dim, e % dim);
+        let freq = if col < 2 * half {
+            (-(DEFAULT_MAX_PERIOD.ln()) * (col % half) as f64 / (half - shift) as f64).exp()
+        } else {
+            0.0
+        };
+        let bound = atol + rtol * (w as f64).abs() + (t[row] as f64).abs() * freq * 2f64.powi(-23);
+        assert!(((g - w) as f64).abs() <= bound, "{what} [{row}, {col}]: got {g}, want {w} (bound {bound})");
+    }
+}
+
 /// diffusers' `get_timestep_embedding(flip_sin_to_cos=True, downscale_freq_shift=0)` at even
 /// and odd dims, then `TimestepEmbedding` (linear_1 → SiLU → linear_2).
 #[test]
@@ -124,25 +143,14 @@ fn timestep_embedding_and_mlp_match_diffusers() {
             let mut out = device.zeros::<f32>(t.len() * dim).unwrap();
             timestep_embedding_into(&device, &ts, dim, DEFAULT_MAX_PERIOD, &mut out).unwrap();
             let got = out.download().unwrap();
-            let want = f.f32s(&format!("emb_{dim}"));
-            // PyTorch's f32 exp may differ from a correctly rounded one by an ulp of freq_i,
-            // which the argument t·freq_i carries: allow |t|·ulp(freq_i) on top of the rule.
-            let half = dim / 2;
-            let (atol, rtol) = common::tolerance(DType::F32, 1);
-            for (e, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                let (row, col) = (e / dim, e % dim);
-                let freq = if col < 2 * half {
-                    (-(DEFAULT_MAX_PERIOD.ln()) * (col % half) as f64 / half as f64).exp()
-                } else {
-                    0.0
-                };
-                let bound = atol + rtol * (w as f64).abs() + (t[row] as f64).abs() * freq * 2f64.powi(-23);
-                assert!(
-                    ((g - w) as f64).abs() <= bound,
-                    "emb_{dim}[{row}, {col}] on {}: got {g}, want {w} (bound {bound})",
-                    device.name()
-                );
-            }
+            timestep_close(
+                &format!("emb_{dim} on {}", device.name()),
+                &t,
+                dim,
+                0,
+                &got,
+                &f.f32s(&format!("emb_{dim}")),
+            );
         }
         let emb = device.upload(&f.f32s("emb_256")).unwrap();
         let hidden = m.shape("linear_1.weight")[0];
@@ -156,6 +164,25 @@ fn timestep_embedding_and_mlp_match_diffusers() {
         timestep_mlp_into(&device, &emb, 256, &mlp, &mut scratch, &mut out).unwrap();
         close(&format!("hidden on {}", device.name()), &scratch.download().unwrap(), &m.f32s("hidden"), 256);
         close(&format!("mlp on {}", device.name()), &out.download().unwrap(), &m.f32s("out"), 256 + hidden);
+    }
+}
+
+/// diffusers' DiT embedding: `get_timestep_embedding(t, D, flip_sin_to_cos=True,
+/// downscale_freq_shift=1)` (= `CombinedTimestepLabelEmbeddings.time_proj`, checked by the
+/// script) at D = 256 and 33, through `timestep_embedding_shifted_into` with shift 1.
+#[test]
+fn timestep_embedding_shift1_matches_diffusers_dit() {
+    let f = Fixture::load("timestep_embedding");
+    let t = f.f32s("t");
+    for device in devices() {
+        let ts = device.upload(&t).unwrap();
+        for dim in [256, 33] {
+            let mut out = device.zeros::<f32>(t.len() * dim).unwrap();
+            timestep_embedding_shifted_into(&device, &ts, dim, DEFAULT_MAX_PERIOD, 1, &mut out).unwrap();
+            let got = out.download().unwrap();
+            let key = format!("emb_{dim}_shift1");
+            timestep_close(&format!("{key} on {}", device.name()), &t, dim, 1, &got, &f.f32s(&key));
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! - [`timestep_embedding`]: `t [B]` (f32, fractional allowed) → `[B, dim]`, DiT's
 //!   sinusoidal `timestep_embedding` (cos half first, then sin, odd `dim` zero-padded in the
-//!   last column). Computed in f32; every value is within 2 ulp (f32) of the exact cos/sin
+//!   last column); [`timestep_embedding_shifted_into`] adds diffusers' `downscale_freq_shift`
+//!   (1 in diffusers' DiT). Computed in f32; every value is within 2 ulp (f32) of the exact cos/sin
 //!   of the f32 argument `fl(t·freq_i)`, whose frequency `freq_i` is the same f32 value on
 //!   every backend (see kernels/embedding.cu and [`crate::reference::embedding`]).
 //! - [`label_embedding`]: `labels [B]` (u32) → rows of a table `[num_classes + 1, dim]`; label
@@ -37,9 +38,11 @@ const LABEL_REASON: &str = "label is greater than num_classes (the null class); 
 
 declare_kernels! {
     /// C: `embedding_timestep_<T>(const float* t, T* out, unsigned* status, unsigned n,
-    ///     unsigned dim, float neg_log_max_period)` — one thread per 16 bytes of output.
+    ///     unsigned dim, unsigned freq_divisor, float neg_log_max_period)` — one thread per
+    ///     16 bytes of output; `freq_divisor` = `dim / 2 − downscale_freq_shift`
+    ///     (≥ 1 when dim ≥ 2; dim = 1 has no frequency).
     fn embedding_timestep<T: f32 | f16 | bf16>(t: input f32, out: output T, status: output u32,
-        n: scalar u32, dim: scalar u32, neg_log_max_period: scalar f32);
+        n: scalar u32, dim: scalar u32, freq_divisor: scalar u32, neg_log_max_period: scalar f32);
     /// C: `embedding_label_v1_<T>(const unsigned* labels, const T* table, T* out,
     ///     unsigned* status, unsigned n, unsigned num_classes, unsigned dim)` — one thread per element.
     fn embedding_label_v1<T: f32 | f16 | bf16>(labels: input u32, table: input T, out: output T,
@@ -89,7 +92,8 @@ pub fn timestep_embedding<'a, T: FloatElement>(
 /// `freq_i = exp(−ln(max_period)·i/half)` (in f32, PyTorch's order of operations),
 /// `out[b, i] = cos(t_b·freq_i)`, `out[b, half + i] = sin(t_b·freq_i)`, and the last column
 /// 0 when `dim` is odd (DiT's `TimestepEmbedder.timestep_embedding`; `max_period` =
-/// [`DEFAULT_MAX_PERIOD`] there).
+/// [`DEFAULT_MAX_PERIOD`] there). This is [`timestep_embedding_shifted_into`] with
+/// `downscale_freq_shift` = 0; diffusers' DiT (`CombinedTimestepLabelEmbeddings`) uses 1.
 ///
 /// Accuracy: within 2 ulp (f32) of the exact cos/sin of the f32 product `fl(t_b·freq_i)`,
 /// then rounded to `T`; the same bits on Cuda and Emulator.
@@ -107,11 +111,53 @@ pub fn timestep_embedding_into<'a, T: FloatElement>(
     max_period: f64,
     out: impl Into<BufferViewMut<'a, T>>,
 ) -> Result<()> {
+    timestep_embedding_shifted_into(device, t, dim, max_period, 0, out)
+}
+
+/// The timestep embedding with diffusers' `downscale_freq_shift` (`get_timestep_embedding`,
+/// `flip_sin_to_cos=True`): as [`timestep_embedding_into`] but with
+/// `freq_i = exp(fl(fl(−ln(max_period)·i) / (half − downscale_freq_shift)))` (f32, PyTorch's
+/// order of operations), `i = 0 .. half − 1`; the column layout (cos half, sin half, odd-dim
+/// pad) does not change. `downscale_freq_shift` = 0 is the original DiT's
+/// `TimestepEmbedder` (= [`timestep_embedding_into`]); 1 is diffusers' DiT
+/// (`DiTTransformer2DModel`'s `CombinedTimestepLabelEmbeddings`, whose
+/// `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=1)` gives `freq_i =
+/// 10000^(−i/127)`: the last frequency is 1/max_period, up to rounding).
+///
+/// Accuracy and invalid-value reporting as [`timestep_embedding_into`].
+///
+/// Errors: as [`timestep_embedding_into`], and [`Error::InvalidArgument`] naming
+/// `downscale_freq_shift` when it is not 0 and `half − downscale_freq_shift` < 1
+/// (`dim < 2·(shift + 1)`: diffusers would divide by zero, giving NaN, or by a negative
+/// count). Shift 0 accepts every `dim` ≥ 1, as [`timestep_embedding_into`] does.
+pub fn timestep_embedding_shifted_into<'a, T: FloatElement>(
+    device: &Device,
+    t: impl Into<BufferView<'a, f32>>,
+    dim: usize,
+    max_period: f64,
+    downscale_freq_shift: usize,
+    out: impl Into<BufferViewMut<'a, T>>,
+) -> Result<()> {
     let (t, mut out) = (t.into(), out.into());
     let dim32 = check_dim(dim)?;
     if !(max_period.is_finite() && max_period > 0.0) {
         return Err(Error::invalid("max_period", format!("{max_period} must be finite and > 0")));
     }
+    // Shift 0 divides by half itself (dim = 1 has no frequency, only the pad column); any
+    // other shift needs half − shift ≥ 1, i.e. dim ≥ 2·(shift + 1).
+    let half = dim / 2;
+    let divisor = match half.checked_sub(downscale_freq_shift) {
+        Some(d) if d >= 1 || downscale_freq_shift == 0 => d,
+        _ => {
+            return Err(Error::invalid(
+                "downscale_freq_shift",
+                format!(
+                    "{downscale_freq_shift} leaves no frequency divisor: dim / 2 − shift = {half} − \
+                     {downscale_freq_shift} must be at least 1 (dim ≥ 2·(shift + 1))"
+                ),
+            ))
+        }
+    };
     let n = t.len();
     let total = n.checked_mul(dim).ok_or_else(|| Error::invalid("dim", "B·dim overflows"))?;
     check_len("out", out.len(), total)?;
@@ -120,12 +166,8 @@ pub fn timestep_embedding_into<'a, T: FloatElement>(
 
     if device.kind() == BackendKind::Cpu {
         let (tv, o) = (host(&t, "t")?, host_mut(&mut out, "out")?);
-        return reference::embedding::timestep_embedding(tv, dim, max_period, o).map_err(|row| Error::InvalidValue {
-            op: TIMESTEP_OP,
-            arg: "t",
-            row,
-            reason: TIMESTEP_REASON,
-        });
+        return reference::embedding::timestep_embedding_shifted(tv, dim, max_period, downscale_freq_shift, o)
+            .map_err(|row| Error::InvalidValue { op: TIMESTEP_OP, arg: "t", row, reason: TIMESTEP_REASON });
     }
     let n32 = row_count(n, "t")?;
     let threads = consts::EMB_TIMESTEP_THREADS;
@@ -133,7 +175,8 @@ pub fn timestep_embedding_into<'a, T: FloatElement>(
     let cfg = LaunchConfig::for_items(total, per_thread * threads as usize, threads, 0)?;
     let c = reference::embedding::neg_log_max_period(max_period);
     let mut status = RowStatus::new(device)?;
-    embedding_timestep(device, &cfg, t, out, status.buffer(), n32, dim32, c)?;
+    // divisor ≤ half ≤ dim, which fits u32 (check_dim).
+    embedding_timestep(device, &cfg, t, out, status.buffer(), n32, dim32, divisor as u32, c)?;
     status.defer(TIMESTEP_OP, "t", TIMESTEP_REASON);
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! The conditioning embeddings of a DiT on the CPU, written for obviousness.
 //!
-//! Timestep embedding (DiT's `timestep_embedding`, diffusers' `get_timestep_embedding` with
-//! `flip_sin_to_cos=True, downscale_freq_shift=0`), for `t [B]` and `dim`:
+//! Timestep embedding (diffusers' `get_timestep_embedding` with `flip_sin_to_cos=True` and
+//! `downscale_freq_shift` = `shift`; shift 0 is DiT's `timestep_embedding`, shift 1 diffusers'
+//! DiT `CombinedTimestepLabelEmbeddings`), for `t [B]` and `dim`:
 //!
 //! ```text
-//! half   = dim / 2,   c = −ln(max_period) rounded to f32
-//! freq_i = exp(fl(fl(c·i) / half))          (f32, PyTorch's order; exp = frequency_exp)
+//! half   = dim / 2,   c = −ln(max_period) rounded to f32,   divisor = half − shift ≥ 1
+//! freq_i = exp(fl(fl(c·i) / divisor))       (f32, PyTorch's order; exp = frequency_exp)
 //! arg_i  = fl(t · freq_i)                   (f32)
 //! out[b] = [cos(arg_0..), sin(arg_0..), 0 if dim is odd]
 //! ```
@@ -46,20 +47,39 @@ pub fn frequency_exp(e: f32) -> f32 {
     p * pow2(k1) * pow2(k2)
 }
 
-/// Frequency `i` of `half`: `frequency_exp(fl(fl(c·i) / half))`, `c` from
-/// [`neg_log_max_period`].
-pub fn frequency(i: usize, half: usize, neg_log_max_period: f32) -> f32 {
-    frequency_exp(neg_log_max_period * i as f32 / half as f32)
+/// Frequency `i` with divisor `divisor` (`half − downscale_freq_shift`; `half` for DiT):
+/// `frequency_exp(fl(fl(c·i) / divisor))`, `c` from [`neg_log_max_period`].
+pub fn frequency(i: usize, divisor: usize, neg_log_max_period: f32) -> f32 {
+    frequency_exp(neg_log_max_period * i as f32 / divisor as f32)
 }
 
-/// The timestep embedding of `t` into `out` (`[t.len(), dim]`, row-major). Returns the
+/// The timestep embedding of `t` into `out` (`[t.len(), dim]`, row-major), DiT's
+/// (`downscale_freq_shift` = 0): [`timestep_embedding_shifted`] with shift 0.
+pub fn timestep_embedding<T: FloatElement>(t: &[f32], dim: usize, max_period: f64, out: &mut [T]) -> Result<(), usize> {
+    timestep_embedding_shifted(t, dim, max_period, 0, out)
+}
+
+/// The timestep embedding of `t` into `out` (`[t.len(), dim]`, row-major) with diffusers'
+/// `downscale_freq_shift` (frequency divisor `dim / 2 − downscale_freq_shift`). Returns the
 /// first row whose `t` is not finite or whose argument `t·freq_i` overflows as `Err(row)`;
 /// every row is written (cos/sin of each argument, NaN where it is not finite).
-pub fn timestep_embedding<T: FloatElement>(t: &[f32], dim: usize, max_period: f64, out: &mut [T]) -> Result<(), usize> {
+///
+/// Panics when `dim` ≥ 2 and `dim / 2 − downscale_freq_shift` < 1 (the kernel wrapper
+/// rejects that, and any nonzero shift with `dim` < 2·(shift + 1), as an invalid argument);
+/// with `dim` < 2 there are no frequencies.
+pub fn timestep_embedding_shifted<T: FloatElement>(
+    t: &[f32],
+    dim: usize,
+    max_period: f64,
+    downscale_freq_shift: usize,
+    out: &mut [T],
+) -> Result<(), usize> {
     assert_eq!(out.len(), t.len() * dim, "out must be [t.len(), dim]");
     let half = dim / 2;
+    let divisor = half.saturating_sub(downscale_freq_shift);
+    assert!(half == 0 || divisor >= 1, "downscale_freq_shift {downscale_freq_shift} ≥ dim / 2 = {half}");
     let c = neg_log_max_period(max_period);
-    let freqs: Vec<f32> = (0..half).map(|i| frequency(i, half, c)).collect();
+    let freqs: Vec<f32> = (0..half).map(|i| frequency(i, divisor, c)).collect();
     let mut first_bad = None;
     for (b, (&tb, row)) in t.iter().zip(out.chunks_mut(dim.max(1))).enumerate() {
         let mut bad = !tb.is_finite();
