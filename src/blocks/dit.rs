@@ -2,7 +2,8 @@
 //! sin-cos position embedding, N DiT blocks each conditioned on its own timestep and label
 //! embeddings, and the final adaLN + projection + unpatchify.
 //!
-//! Per block, with `c = timestep_mlp(sinusoid(t)) + label_table[y]`:
+//! Per block, with `c = timestep_mlp(sinusoid(t)) + label_table[y]` (diffusers' sinusoid:
+//! cos first, frequencies `exp(−ln(10⁴)·i/(half − 1))`, `downscale_freq_shift = 1`):
 //! `[shift, scale, gate]_{msa, mlp} = linear(silu(c))` (`[B, 6D]`);
 //! `x += gate_msa ⊙ proj(attn(qkv(LN(x)·(1 + scale_msa) + shift_msa)))`;
 //! `x += gate_mlp ⊙ fc2(gelu(fc1(LN(x)·(1 + scale_mlp) + shift_mlp)))`.
@@ -12,7 +13,7 @@
 use crate::device::{BufferView, BufferViewMut, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
 use crate::kernels::adaln::{adaln_modulate_into, AdalnShape, Modulation, NormKernel, NormOptions};
-use crate::kernels::embedding::{label_embedding_into, timestep_embedding_into, DEFAULT_MAX_PERIOD};
+use crate::kernels::embedding::{label_embedding_into, timestep_embedding_shifted_into, DEFAULT_MAX_PERIOD};
 use crate::kernels::gemm::{silu_in_place, GemmEpilogue, LinearOutput};
 use crate::kernels::patchify::{
     patchify_latents_into, patchify_unfused_into, sincos_pos_embed_2d, unpatchify_latents_into, PatchInput, PatchShape,
@@ -248,6 +249,7 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
                 patchify_unfused_into(device, PatchInput::Latents(inputs.latents), w, b, pos, shape, &mut *tokens)?
             }
         }
-        timestep_embedding_into(device, inputs.timesteps, c.freq_dim, DEFAULT_MAX_PERIOD, &mut ws.t_freq)
+        // diffusers' CombinedTimestepLabelEmbeddings: Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=1).
+        timestep_embedding_shifted_into(device, inputs.timesteps, c.freq_dim, DEFAULT_MAX_PERIOD, 1, &mut ws.t_freq)
     }
 }
