@@ -170,6 +170,21 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
         })
     }
 
+    /// Device bytes of the weights (and the position embedding).
+    pub fn weight_bytes(&self) -> usize {
+        let linears = |b: &DitBlock<T>| {
+            [&b.t1, &b.t2, &b.ada, &b.qkv, &b.proj, &b.fc1, &b.fc2].iter().map(|l| l.len()).sum::<usize>()
+                + b.label_table.len()
+        };
+        let n = self.patch_w.len()
+            + self.patch_b.len()
+            + self.pos.len()
+            + self.out1.len()
+            + self.out2.len()
+            + self.blocks.iter().map(linears).sum::<usize>();
+        n * std::mem::size_of::<T>()
+    }
+
     /// The architecture.
     pub fn config(&self) -> &DitConfig {
         &self.config

@@ -26,6 +26,11 @@ pub(crate) struct Linear<T: FloatElement> {
 }
 
 impl<T: FloatElement + LinearOutput<T>> Linear<T> {
+    /// Elements of w and b.
+    pub(crate) fn len(&self) -> usize {
+        self.w.len() + self.b.len()
+    }
+
     pub(crate) fn shape(&self, rows: usize) -> GemmShape {
         GemmShape { m: rows, n: self.out_features, k: self.in_features }
     }

@@ -101,6 +101,15 @@ impl<T: FloatElement> Workspace<T> {
         self.fusion = fusion;
     }
 
+    /// Device bytes this workspace holds (the activations of a forward besides its input,
+    /// output and residual stream).
+    pub fn bytes(&self) -> usize {
+        let e = std::mem::size_of::<T>();
+        (self.norm.len() + self.qkv.len() + self.attn.len() + self.hidden.len() + self.ones.len()) * e
+            + (self.modulation.len() + self.cond.len() + self.cond_hidden.len() + self.t_freq.len()) * e
+            + self.lse.len() * 4
+    }
+
     /// The shape it was sized for.
     pub fn shape(&self) -> TokenShape {
         self.shape
