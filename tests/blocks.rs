@@ -130,3 +130,30 @@ fn dit_matches_the_composed_references() {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+    /// The ViT block at random shapes: samples, tokens (ragged against every tile), heads
+    /// and head dims, MLP widths.
+    #[test]
+    fn vit_block_at_random_shapes(
+        batch in 1usize..=3,
+        tokens in 1usize..=70,
+        heads in 1usize..=2,
+        head_dim in proptest::sample::select(vec![32usize, 64, 72]),
+        mlp in proptest::sample::select(vec![64usize, 200]),
+        seed in 0u64..1000,
+    ) {
+        let d = heads * head_dim;
+        let shape = TokenShape { batch, tokens };
+        let mut rng = Rng::new(seed);
+        let w = vit_block(&mut rng, d, mlp);
+        let x = rng.tensor(&[shape.rows(), d], 1.0).data;
+        let want = vit_block_forward::<f32>(&Device::cpu(), &w, shape, (d, heads), &x);
+        for device in common::kernel_devices("blocks") {
+            let got = vit_block_forward::<bf16>(&device, &w, shape, (d, heads), &x);
+            assert_within_bf16(&format!("vit block {shape:?} D {d} on {}", device.name()), &got, &want);
+        }
+    }
+}
