@@ -71,6 +71,7 @@ impl Checkpoint {
 
     /// Reads and parses the safetensors file at `path`, as [`Checkpoint::from_bytes`]; an
     /// unreadable file is `Error::Checkpoint`, and every `Error::Checkpoint` names the path.
+    /// The whole file is read into memory: the peak is the file plus its f32 copies.
     pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)

@@ -21,7 +21,8 @@ pub struct VitConfig {
     pub tokens: usize,
     /// Embedding width D.
     pub dim: usize,
-    /// Attention heads (from `config.json`, or D / 64 when not given; see the loader).
+    /// Attention heads (given to the loader, or D / 64 when not given; see
+    /// [`VitWeights::from_checkpoint`]).
     pub heads: usize,
     /// Blocks.
     pub layers: usize,
