@@ -89,6 +89,60 @@ pub enum Error {
     /// The emulator stopped a kernel: deadlock, warp-collective misuse, sanitizer report.
     #[error("emulator: {0}")]
     Emulator(String),
+
+    /// A model loader asked a checkpoint for a tensor it does not hold.
+    #[error("checkpoint has no tensor `{name}`")]
+    MissingTensor {
+        /// The tensor's name, as PyTorch writes it (`blocks.0.attn.qkv.weight`).
+        name: String,
+    },
+
+    /// A checkpoint holds tensors the model loader did not take: the first in sorted order.
+    #[error("checkpoint tensor `{name}` is not a parameter of the model ({others} other unused tensors)")]
+    UnexpectedTensor {
+        /// The first unused tensor's name, in sorted order.
+        name: String,
+        /// How many other tensors were not used.
+        others: usize,
+    },
+
+    /// A checkpoint tensor does not have the shape the model needs.
+    #[error("tensor `{name}` has shape {actual:?}, expected {expected:?}")]
+    TensorShape {
+        /// The tensor's name.
+        name: String,
+        /// The shape the model needs.
+        expected: Vec<usize>,
+        /// The shape in the checkpoint.
+        actual: Vec<usize>,
+    },
+
+    /// A checkpoint tensor's element type is not one the loader converts (F32, F16, BF16).
+    #[error("tensor `{name}` has dtype {dtype}; only F32, F16 and BF16 tensors are read")]
+    TensorDtype {
+        /// The tensor's name.
+        name: String,
+        /// The dtype as the file names it (`I64`, `F64`, ...).
+        dtype: String,
+    },
+
+    /// A checkpoint file is unreadable, truncated or corrupt (header length, header JSON,
+    /// offsets, data length).
+    #[error("bad checkpoint: {reason}")]
+    Checkpoint {
+        /// What is wrong, with the file's path when it was opened from one.
+        reason: String,
+    },
+
+    /// A model's configuration is missing, or inconsistent with itself or with the
+    /// checkpoint's tensor shapes.
+    #[error("model configuration `{field}`: {reason}")]
+    Config {
+        /// The configuration field (`num_layers`, `sample_size`, ...) or `config.json`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Result with [`Error`].

@@ -1,5 +1,14 @@
 //! A safetensors file read into f32 host tensors, taken by name.
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+
 /// One tensor's f32 host copy, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
@@ -9,8 +18,232 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-/// The tensors of one checkpoint, by name (filled in by the loader).
-#[derive(Debug, Default)]
+impl HostTensor {
+    /// A tensor of `shape` holding `data`; `Error::LengthMismatch` (argument `data`) when
+    /// `data` does not hold `shape.iter().product()` values.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<HostTensor> {
+        let expected = element_count(&shape).ok_or_else(|| Error::invalid("shape", "element count overflows usize"))?;
+        if data.len() != expected {
+            return Err(Error::LengthMismatch { arg: "data", expected, actual: data.len() });
+        }
+        Ok(HostTensor { shape, data })
+    }
+
+    /// The number of values, `shape.iter().product()`.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the tensor holds no values (a zero in its shape).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// The tensors of one checkpoint, by name, each converted to f32.
+///
+/// A model loader takes every tensor it needs once ([`Checkpoint::take`], with the shape it
+/// expects) and then calls [`Checkpoint::finish`], which fails on any tensor left over: a
+/// checkpoint of another architecture (or variant) is an error, never a silent partial load.
+#[derive(Default, Clone)]
 pub struct Checkpoint {
-    _todo: (),
+    tensors: BTreeMap<String, HostTensor>,
+}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names and shapes, not the (millions of) values.
+        f.debug_map().entries(self.tensors.iter().map(|(name, t)| (name, &t.shape))).finish()
+    }
+}
+
+impl Checkpoint {
+    /// Parses a whole safetensors file held in memory.
+    ///
+    /// Every tensor of dtype F32, F16 or BF16 is converted to f32 (little-endian, read byte by
+    /// byte: the data need not be aligned). A tensor of any other dtype is
+    /// `Error::TensorDtype` naming it; a truncated or corrupt file (header length, header JSON,
+    /// offsets, a data length that does not match the shape) is `Error::Checkpoint`. Nothing
+    /// is allocated before the header has been validated against the buffer's length.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
+        parse(bytes, None)
+    }
+
+    /// Reads and parses the safetensors file at `path`, as [`Checkpoint::from_bytes`]; an
+    /// unreadable file is `Error::Checkpoint`, and every `Error::Checkpoint` names the path.
+    /// The whole file is read into memory: the peak is the file plus its f32 copies.
+    pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Checkpoint { reason: format!("cannot read {}: {e}", path.display()) })?;
+        parse(&bytes, Some(path))
+    }
+
+    /// A checkpoint of the given tensors (for tests and for converted weights). Fails with
+    /// `Error::Checkpoint` on a name given twice or a tensor whose data does not match its
+    /// shape.
+    pub fn from_tensors<S: Into<String>>(tensors: impl IntoIterator<Item = (S, HostTensor)>) -> Result<Checkpoint> {
+        let mut map = BTreeMap::new();
+        for (name, tensor) in tensors {
+            let name = name.into();
+            if element_count(&tensor.shape) != Some(tensor.data.len()) {
+                return Err(Error::Checkpoint {
+                    reason: format!("tensor `{name}` has shape {:?} but {} values", tensor.shape, tensor.data.len()),
+                });
+            }
+            if map.contains_key(&name) {
+                return Err(Error::Checkpoint { reason: format!("tensor `{name}` given twice") });
+            }
+            map.insert(name, tensor);
+        }
+        Ok(Checkpoint { tensors: map })
+    }
+
+    /// The names of the tensors not yet taken, in sorted order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// The number of tensors not yet taken.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether every tensor has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// Whether tensor `name` is present (and not yet taken).
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// The shape of tensor `name`, or None when absent (or already taken).
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|t| t.shape.as_slice())
+    }
+
+    /// Tensor `name` without taking it, or None when absent.
+    pub fn get(&self, name: &str) -> Option<&HostTensor> {
+        self.tensors.get(name)
+    }
+
+    /// Removes tensor `name` and returns it: `Error::MissingTensor` when absent (or taken
+    /// before), `Error::TensorShape` (both shapes) when its shape is not `expected`; on an
+    /// error the checkpoint is unchanged.
+    pub fn take(&mut self, name: &str, expected: &[usize]) -> Result<HostTensor> {
+        let tensor = self.tensors.get(name).ok_or_else(|| Error::MissingTensor { name: name.to_string() })?;
+        if tensor.shape != expected {
+            return Err(Error::TensorShape {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                actual: tensor.shape.clone(),
+            });
+        }
+        self.tensors.remove(name).ok_or_else(|| Error::MissingTensor { name: name.to_string() })
+    }
+
+    /// [`Checkpoint::take`] with the PyTorch shape `expected`, then the same memory viewed as
+    /// `new_shape`: a patch convolution `[D, C, p, p]` as the GEMM's `[D, C·p·p]`, a position
+    /// embedding `[1, T, D]` as `[T, D]`. `Error::InvalidArgument` (argument `new_shape`) when
+    /// the two shapes do not have the same number of elements.
+    pub fn take_reshaped(&mut self, name: &str, expected: &[usize], new_shape: &[usize]) -> Result<HostTensor> {
+        if element_count(expected) != element_count(new_shape) {
+            return Err(Error::invalid(
+                "new_shape",
+                format!("{new_shape:?} does not have the element count of {expected:?} (tensor `{name}`)"),
+            ));
+        }
+        let mut tensor = self.take(name, expected)?;
+        tensor.shape = new_shape.to_vec();
+        Ok(tensor)
+    }
+
+    /// Ends a load: `Error::UnexpectedTensor` naming the first tensor not taken (in sorted
+    /// order) and how many others were left, or Ok when every tensor was taken.
+    pub fn finish(self) -> Result<()> {
+        match self.tensors.keys().next() {
+            None => Ok(()),
+            Some(first) => Err(Error::UnexpectedTensor { name: first.clone(), others: self.tensors.len() - 1 }),
+        }
+    }
+}
+
+/// `shape.iter().product()`, None on overflow.
+fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+fn parse(bytes: &[u8], path: Option<&Path>) -> Result<Checkpoint> {
+    let corrupt = |what: String| Error::Checkpoint {
+        reason: match path {
+            Some(p) => format!("{}: {what}", p.display()),
+            None => what,
+        },
+    };
+    let file = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("not a valid safetensors file: {e}")))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.iter() {
+        let size = match view.dtype() {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+            other => return Err(Error::TensorDtype { name: name.to_string(), dtype: format!("{other:?}") }),
+        };
+        let shape = view.shape().to_vec();
+        let raw = view.data();
+        // safetensors has validated the offsets; check again before allocating.
+        let count = element_count(&shape)
+            .filter(|n| n.checked_mul(size) == Some(raw.len()))
+            .ok_or_else(|| corrupt(format!("tensor `{name}`: {} bytes do not hold shape {shape:?}", raw.len())))?;
+        let mut data = Vec::with_capacity(count);
+        match view.dtype() {
+            Dtype::F32 => data.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            Dtype::F16 => data.extend(raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())),
+            _ => data.extend(raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+        }
+        tensors.insert(name.to_string(), HostTensor { shape, data });
+    }
+    Ok(Checkpoint { tensors })
+}
+
+impl Checkpoint {
+    /// The shape of tensor `name` as `N` dimensions: `Error::MissingTensor` when absent,
+    /// `Error::Config` (field `name`) when it has another rank.
+    pub(crate) fn dims<const N: usize>(&self, name: &str) -> Result<[usize; N]> {
+        let shape = self.shape(name).ok_or_else(|| Error::MissingTensor { name: name.to_string() })?;
+        <[usize; N]>::try_from(shape).map_err(|_| Error::Config {
+            field: name.to_string(),
+            reason: format!("expected a {N}-dimensional tensor, the checkpoint has shape {shape:?}"),
+        })
+    }
+
+    /// The number of blocks `{prefix}.0.`, `{prefix}.1.`, ...: the indices present must be
+    /// 0..n with none missing (`Error::Config`, field `field`), and n ≥ 1. Names under
+    /// `prefix` whose next segment is not a number are left for [`Checkpoint::finish`].
+    pub(crate) fn block_count(&self, prefix: &str, field: &str) -> Result<usize> {
+        let lead = format!("{prefix}.");
+        let mut indices: Vec<usize> = self
+            .names()
+            .filter_map(|n| n.strip_prefix(lead.as_str()))
+            .filter_map(|rest| rest.split('.').next())
+            .filter(|i| i == &"0" || !i.starts_with('0'))
+            .filter_map(|i| i.parse().ok())
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
+        if indices.is_empty() {
+            return Err(Error::Config { field: field.to_string(), reason: format!("no `{prefix}.N.*` tensors") });
+        }
+        if let Some(gap) = indices.iter().enumerate().find(|(i, &n)| *i != n).map(|(i, _)| i) {
+            return Err(Error::Config {
+                field: field.to_string(),
+                reason: format!(
+                    "`{prefix}.{gap}.*` is missing but `{prefix}.{}.*` is present",
+                    indices[indices.len() - 1]
+                ),
+            });
+        }
+        Ok(indices.len())
+    }
 }

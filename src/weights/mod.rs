@@ -2,9 +2,13 @@
 //!
 //! A checkpoint is read into a [`Checkpoint`]: every tensor converted to an f32 host copy
 //! ([`HostTensor`]; f32, f16 and bf16 files), each taken once by name with the shape the
-//! model expects. The model loaders ([`DitWeights::from_checkpoint`],
-//! [`VitWeights::from_checkpoint`]) read the configuration from the tensors' shapes, take
-//! every tensor they need and fail on any they did not take. The blocks
+//! model expects. The model loaders ([`DitWeights::from_checkpoint`] with diffusers'
+//! `config.json`, [`DitWeights::from_checkpoint_with`], [`VitWeights::from_checkpoint`]) read
+//! the configuration from the tensors' shapes, take every tensor they need and fail on any
+//! they did not take. Every failure is typed: `Error::MissingTensor`,
+//! `Error::UnexpectedTensor`, `Error::TensorShape`, `Error::TensorDtype`, `Error::Checkpoint`
+//! (a truncated or corrupt file), `Error::Config` (a configuration the shapes contradict).
+//! The blocks
 //! (`crate::blocks`) convert the host copies to the compute dtype when they upload them.
 //!
 //! Layouts are PyTorch's: an `nn.Linear` weight is `[out, in]` (the GEMM's `W [n, k]`), a
