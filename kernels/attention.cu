@@ -41,6 +41,7 @@
 //   their logits masked; Q rows past it are zero and not stored.
 //   Epilogue: O = acc / l (0 where l = 0), staged through shared memory and written with
 //   16-byte stores; lse = (m + log2 l) · ln 2 (−∞ where l = 0).
+#include "attention_common.cuh"
 #include "tessera.cuh"
 
 #define ATTN_WARPS 4
@@ -57,20 +58,7 @@
 // head dim, 107-176 registers), and the shared memory (20-37 KB) lets 6 blocks share an SM.
 #define ATTN_MIN_BLOCKS 2
 
-// Must match `AttnParams` in src/kernels/attention.rs field for field.
-struct AttnParams {
-    unsigned batch, heads;
-    unsigned q_len, k_len;  // fixed lengths (unused with varlen)
-    unsigned varlen;        // 1: cu_seqlens_q / cu_seqlens_k give the sequences
-    unsigned causal;
-    unsigned q_token_stride, k_token_stride, v_token_stride, o_token_stride;
-    unsigned q_head_stride, k_head_stride, v_head_stride, o_head_stride;
-    unsigned lse_head_stride;  // Tq (fixed) or total_q (varlen)
-    unsigned has_key_lengths;  // 1: key_lengths[b] bounds sequence b's keys
-    float scale_log2;          // scale · log2(e)
-    unsigned pad_;
-};
-static_assert(sizeof(AttnParams) == 72, "AttnParams layout changed");
+// AttnParams (the parameters, shared with kernels/attention_f32.cu): kernels/attention_common.cuh.
 
 #define ATTN_SOFTMAX_THREADS 256
 
@@ -83,8 +71,6 @@ struct AttnSoftmaxParams {
 static_assert(sizeof(AttnSoftmaxParams) == 16, "AttnSoftmaxParams layout changed");
 
 namespace {
-
-using tessera::cp_async16;
 
 template <unsigned DH>
 struct AttnTile {
@@ -113,22 +99,13 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     return r;
 }
 
-// Copies rows [row0, row0 + ROWS) of one head of a sequence (row r at base + r·token_stride,
-// `len` rows valid) into a padded tile; rows past `len` are zero-filled.
+// Rows [row0, row0 + ROWS) of one head into a padded tile (attn_load_rows: cp.async, rows past
+// `len` zero-filled).
 template <class T, unsigned DH, unsigned ROWS>
 __device__ __forceinline__ void load_rows(T* dst, const T* __restrict__ base, unsigned token_stride, unsigned row0,
                                           unsigned len, unsigned tid) {
     using A = AttnTile<DH>;
-    constexpr unsigned TOTAL = ROWS * A::CHUNKS;
-    for (unsigned i = tid; i < TOTAL; i += ATTN_THREADS) {
-        const unsigned r = i / A::CHUNKS, c = i % A::CHUNKS;
-        T* d = dst + r * A::STRIDE + c * 8;
-        if (row0 + r < len) {
-            cp_async16(d, base + (size_t)(row0 + r) * token_stride + c * 8);
-        } else {
-            tessera::store16(d, make_uint4(0, 0, 0, 0));
-        }
-    }
+    attn_load_rows<T, A::CHUNKS, A::STRIDE, ROWS, ATTN_THREADS>(dst, base, token_stride, row0, len, tid);
 }
 
 template <class T>
@@ -171,22 +148,12 @@ __device__ void attention_forward(const T* __restrict__ q, const T* __restrict__
     const unsigned b = blockIdx.z, h = blockIdx.y, m0 = blockIdx.x * A::BM;
     const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
 
-    unsigned q_start, q_len, k_start, k_len;
-    if (p.varlen) {
-        q_start = cu_q[b], q_len = cu_q[b + 1] - q_start;
-        k_start = cu_k[b], k_len = cu_k[b + 1] - k_start;
-    } else {
-        q_start = b * p.q_len, q_len = p.q_len;
-        k_start = b * p.k_len, k_len = p.k_len;
-    }
+    const AttnSeq seq = attn_sequence(p, b, cu_q, cu_k);
+    const unsigned q_start = seq.q_start, q_len = seq.q_len, k_start = seq.k_start, k_len = seq.k_len;
     if (m0 >= q_len) return;  // the whole block: before any barrier
 
     // Keys the block's rows can see: [0, n_end); causal ends at the last row's diagonal.
-    unsigned n_end = p.has_key_lengths ? min(k_len, key_lengths[b]) : k_len;
-    if (p.causal) {
-        const long long last = (long long)m0 + A::BM + (long long)k_len - (long long)q_len;
-        n_end = last <= 0 ? 0u : (unsigned)min((long long)n_end, last);
-    }
+    const unsigned n_end = attn_key_end(p, seq, b, key_lengths, m0, A::BM);
     const unsigned tiles = (n_end + A::BN - 1) / A::BN;
 
     const T* qh = q + (size_t)q_start * p.q_token_stride + (size_t)h * p.q_head_stride;
@@ -337,10 +304,7 @@ __device__ void attention_forward(const T* __restrict__ q, const T* __restrict__
         const float l = quad_sum(row_sum[r]);
         inv[r] = l > 0.0f ? 1.0f / l : 0.0f;
         const float value = l > 0.0f ? (row_max[r] + log2f(l)) * 0.69314718055994530942f : -INFINITY;
-        if (t == 0 && qrow[r] < q_len) {
-            const size_t base_b = p.varlen ? (size_t)q_start : (size_t)b * p.heads * p.q_len;
-            lse[base_b + (size_t)h * p.lse_head_stride + qrow[r]] = value;
-        }
+        if (t == 0 && qrow[r] < q_len) lse[attn_lse_index(p, seq, b, h, qrow[r])] = value;
     }
     tessera::cp_async_wait<0>();
     __syncthreads();  // every warp is done with both stages

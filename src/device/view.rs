@@ -224,3 +224,22 @@ impl<'a, T: Element> BufferViewMut<'a, T> {
         self.buffer.cuda_slice_mut().map(|s| s.slice_mut(o..o + l))
     }
 }
+
+impl<'a, T: Element> BufferView<'a, T> {
+    /// This view as a view of `U` elements when `U` is `T` (a generic op's dispatch to the
+    /// kernel of one concrete type), else None.
+    pub(crate) fn downcast<U: Element>(self) -> Option<BufferView<'a, U>> {
+        let buffer = (self.buffer as &dyn std::any::Any).downcast_ref::<DeviceBuffer<U>>()?;
+        Some(BufferView { buffer, offset: self.offset, len: self.len })
+    }
+}
+
+impl<'a, T: Element> BufferViewMut<'a, T> {
+    /// This view as a view of `U` elements when `U` is `T`, else None (as
+    /// [`BufferView::downcast`]).
+    pub(crate) fn downcast<U: Element>(self) -> Option<BufferViewMut<'a, U>> {
+        let (offset, len) = (self.offset, self.len);
+        let buffer = (self.buffer as &mut dyn std::any::Any).downcast_mut::<DeviceBuffer<U>>()?;
+        Some(BufferViewMut { buffer, offset, len })
+    }
+}

@@ -1,6 +1,7 @@
 //! Attention forward (kernels/attention.cu): `O = softmax(Q·Kᵀ·scale [+ mask])·V` and the
-//! log-sum-exp of every query row, flash style (no T×T matrix in memory), on tensor cores,
-//! for f16 and bf16 at head dims 32, 64, 72, 96 and 128 (72 without padding to 96).
+//! log-sum-exp of every query row, flash style (no T×T matrix in memory): f16 and bf16 on
+//! tensor cores; f32 on CUDA cores (kernels/attention_f32.cu, exact f32 FMAs, the same
+//! semantics); at head dims 32, 64, 72, 96 and 128 (72 without padding to 96).
 //!
 //! Layouts (element strides, the head dimension contiguous): element `(b, t, h, d)` of Q is
 //! at `(b·Tq + t)·q.token + h·q.head + d`, of K and V likewise with `Tk`, of O with `Tq` —
@@ -23,6 +24,7 @@
 use crate::device::{BackendKind, BufferView, BufferViewMut, Device, FloatElement};
 use crate::element::DType;
 use crate::error::{Error, Result};
+use crate::kernels::attention_f32;
 use crate::kernels::checks::{host, host_mut};
 use crate::kernels::constants::attention as c;
 use crate::kernels::gemm::{linear_into, GemmEpilogue, GemmOptions, GemmShape};
@@ -210,10 +212,10 @@ fn check_view(arg: &'static str, len: usize, aligned: bool, need: Option<usize>,
 
 /// Attention forward over a batch of equal-length sequences into `out` (`[B, Tq, H, Dh]` at
 /// `layout.o`) and `lse` (f32 `[B, H, Tq]`), see the module documentation. T is f16 or
-/// bf16 (f32 on the Cpu backend only). Enqueued on the device's stream; no host synchronization.
+/// bf16 (on tensor cores) or f32 (on CUDA cores). Enqueued on the device's stream; no host
+/// synchronization.
 ///
-/// Errors: [`Error::UnsupportedDtype`] for f32 on Cuda and Emulator (the Cpu backend's
-/// reference takes f32); [`Error::InvalidArgument`] naming
+/// Errors: [`Error::InvalidArgument`] naming
 /// `shape.head_dim` (not 32/64/72/96/128), `shape` (a grid dimension too large), `q`/`k`/
 /// `v`/`out` (too short for the shape and strides, strides not multiples of 8, not 16-byte
 /// aligned), `layout.o` (rows overlap), `options.scale` (not finite), `options.key_lengths`
@@ -322,7 +324,7 @@ impl Batch<'_> {
         }
     }
 
-    /// The longest query sequence (the grid's x extent, in 64-row blocks).
+    /// The longest query sequence (the grid's x extent, in blocks of query rows).
     fn max_q(&self) -> usize {
         match *self {
             Batch::Fixed { q_len, .. } => q_len,
@@ -345,11 +347,6 @@ fn run<T: FloatElement>(
     mut out: BufferViewMut<'_, T>,
     mut lse: BufferViewMut<'_, f32>,
 ) -> Result<()> {
-    // The kernels are tensor-core f16/bf16 only; the Cpu backend's f64 reference takes f32 too
-    // (an f32 model's forward on the Cpu backend).
-    if T::DTYPE == DType::F32 && device.kind() != BackendKind::Cpu {
-        return Err(Error::UnsupportedDtype { kernel: "attention_fwd", dtype: T::DTYPE });
-    }
     if !ATTENTION_HEAD_DIMS.contains(&head_dim) {
         return Err(Error::invalid("shape.head_dim", format!("{head_dim}; kernels exist for {ATTENTION_HEAD_DIMS:?}")));
     }
@@ -424,8 +421,10 @@ fn run<T: FloatElement>(
     if batch == 0 || max_q == 0 || heads == 0 {
         return Ok(());
     }
-    let grid =
-        (u32_of(max_q.div_ceil(c::ATTN_BLOCK_M as usize), "shape")?, u32_of(heads, "shape")?, u32_of(batch, "shape")?);
+    // Query rows per block: 64 (tensor cores) or 32 (f32 on CUDA cores).
+    let f32_kernel = T::DTYPE == DType::F32;
+    let block_m = if f32_kernel { attention_f32::BLOCK_M } else { c::ATTN_BLOCK_M as usize };
+    let grid = (u32_of(max_q.div_ceil(block_m), "shape")?, u32_of(heads, "shape")?, u32_of(batch, "shape")?);
     if grid.1 > 65_535 || grid.2 > 65_535 {
         return Err(Error::invalid("shape", format!("H = {heads} and B = {batch} must be at most 65535")));
     }
@@ -476,6 +475,16 @@ fn run<T: FloatElement>(
     } else {
         (words.as_view(), words.as_view(), words.as_view())
     };
+    if f32_kernel {
+        let internal = || Error::invalid("q", "internal: DType::F32 is not f32");
+        let (q, k, v) = (
+            q.downcast().ok_or_else(internal)?,
+            k.downcast().ok_or_else(internal)?,
+            v.downcast().ok_or_else(internal)?,
+        );
+        let out = out.downcast().ok_or_else(internal)?;
+        return attention_f32::launch(device, grid, head_dim, q, k, v, out, lse, (wq, wk, wl), p);
+    }
     let cfg = LaunchConfig { grid, block: (c::ATTN_THREADS, 1, 1), shared_mem_bytes: smem_bytes(head_dim) };
     let launched = match head_dim {
         32 => attention_fwd_d32(device, &cfg, q, k, v, out, lse, wq, wk, wl, p),

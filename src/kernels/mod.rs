@@ -8,6 +8,7 @@ pub(crate) mod constants;
 
 pub mod adaln;
 pub mod attention;
+mod attention_f32;
 pub mod binary_quant;
 pub mod codebook;
 pub mod embedding;
