@@ -34,8 +34,8 @@
 //! # Ok::<(), tessera::Error>(())
 //! ```
 //!
-//! Attention runs the fused kernel, which exists for f16 and bf16 (and on the Cpu
-//! backend, the f64 reference, for f32 as well): an f32 model runs on the Cpu backend.
+//! Compute dtypes: f16 and bf16 (tensor cores) and f32 (CUDA cores, exact f32 products)
+//! on every backend.
 
 mod bottleneck;
 mod decoder;
