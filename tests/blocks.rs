@@ -12,9 +12,11 @@ mod common;
 
 use common::models::{dit, vit_block, Rng};
 use half::bf16;
-use tessera::blocks::{Dit, DitInputs, Fusion, TokenShape, VitBlock, Workspace};
+use tessera::blocks::{
+    Dit, DitInputs, Fusion, TokenShape, VitBlock, VitDecoder, VitDecoderConfig, VitDecoderWeights, Workspace,
+};
 use tessera::weights::{DitConfig, DitWeights, VitBlockWeights};
-use tessera::{Device, FloatElement};
+use tessera::{Device, FloatElement, ImageNorm};
 
 /// Asserts `max |got − want| ≤ 8·ε_bf16·max |want|` (ε = 2⁻⁸): eight bf16 roundings of
 /// the largest value, for a chain whose every op rounds to bf16 (about 10 per block here),
@@ -155,5 +157,73 @@ proptest::proptest! {
             let got = vit_block_forward::<bf16>(&device, &w, shape, (d, heads), &x);
             assert_within_bf16(&format!("vit block {shape:?} D {d} on {}", device.name()), &got, &want);
         }
+    }
+}
+
+fn decoder_weights(rng: &mut Rng, config: VitDecoderConfig, layers: usize, mlp: usize) -> VitDecoderWeights {
+    let d = config.dim;
+    let tokens = config.grid.0 * config.grid.1;
+    let (in_w, in_b) = rng.linear(d, config.latent_dim);
+    let (out_w, mut out_b) = rng.linear(config.patch * config.patch * config.channels, d);
+    // Centre the pixels at mid-grey so that few clamp at 0 or 255.
+    out_b.data.iter_mut().for_each(|b| *b *= 0.1);
+    VitDecoderWeights {
+        in_w,
+        in_b,
+        pos_embed: rng.tensor(&[tokens, d], 0.5),
+        blocks: (0..layers).map(|_| vit_block(rng, d, mlp)).collect(),
+        norm_w: rng.tensor(&[d], 0.1),
+        norm_b: rng.tensor(&[d], 0.1),
+        out_w,
+        out_b,
+        config,
+    }
+}
+
+fn decode<T: FloatElement + tessera::LinearOutput<T>>(
+    device: &Device,
+    w: &VitDecoderWeights,
+    latents: &[f32],
+    batch: usize,
+) -> Vec<u8> {
+    let model = VitDecoder::<T>::load(device, w).unwrap();
+    let c = model.config().clone();
+    let mut ws = model.workspace(device, batch).unwrap();
+    let tokens_per = c.grid.0 * c.grid.1;
+    let lat: Vec<T> = latents.iter().map(|&v| T::from_f32(v)).collect();
+    let lat = device.upload(&lat).unwrap();
+    let mut tokens = device.zeros::<T>(batch * tokens_per * c.dim).unwrap();
+    let mut images = device.zeros::<u8>(batch * tokens_per * c.patch * c.patch * c.channels).unwrap();
+    let norm = ImageNorm { mean: &[0.5, 0.5, 0.5], std: &[0.25, 0.25, 0.25] };
+    model.forward(device, lat.as_view(), &norm, &mut ws, &mut tokens, &mut images).unwrap();
+    images.download().unwrap()
+}
+
+/// The tokenizer decoder (latent tokens → u8 pixels), D = 64 in 2 heads, 2 blocks, a 3×5
+/// grid of 4×4 patches: bf16 on the emulator against the f32 composition, in pixel levels.
+#[test]
+fn vit_decoder_matches_the_composed_references() {
+    let config = VitDecoderConfig { latent_dim: 8, dim: 64, heads: 2, channels: 3, patch: 4, grid: (3, 5) };
+    let mut rng = Rng::new(13);
+    let w = decoder_weights(&mut rng, config, 2, 128);
+    let batch = 2;
+    let latents = rng.tensor(&[batch * 15, 8], 1.0).data;
+    let want = decode::<f32>(&Device::cpu(), &w, &latents, batch);
+    let spread = want.iter().filter(|&&p| p != 0 && p != 255).count();
+    assert!(
+        spread * 10 > want.len() * 8,
+        "the test image is mostly clamped: {spread} of {} inside (0, 255)",
+        want.len()
+    );
+    let mut devices = common::kernel_devices("blocks");
+    devices.push(Device::cpu());
+    for device in devices {
+        let got = decode::<bf16>(&device, &w, &latents, batch);
+        let worst = got.iter().zip(&want).map(|(&g, &w)| (g as i32 - w as i32).abs()).max().unwrap();
+        let mean =
+            got.iter().zip(&want).map(|(&g, &w)| (g as i32 - w as i32).abs() as f64).sum::<f64>() / want.len() as f64;
+        eprintln!("vit decoder on {}: max {worst} levels, mean {mean:.3}", device.name());
+        // bf16's 2⁻⁸ relative on pixel values of up to ±2 std = ±0.5·255 levels: a few levels.
+        assert!(worst <= 4, "vit decoder on {}: a pixel is {worst} levels off (mean {mean:.3})", device.name());
     }
 }
