@@ -49,6 +49,7 @@ pub use kernels::gemm::{
     gemm_plan, linear, linear_into, linear_unfused_into, silu_in_place, GemmEpilogue, GemmOptions, GemmPath, GemmPlan,
     GemmShape, LinearOutput, SplitK,
 };
+pub use kernels::kl::{kl_sample, kl_sample_into, KlMode};
 pub use kernels::kmeans::{
     fit_codebook, update_centroids, CentroidKernel, CentroidUpdate, KmeansOptions, KmeansProgress,
 };

@@ -15,6 +15,7 @@ pub mod embedding;
 pub mod fsq;
 mod fsq_thresholds;
 pub mod gemm;
+pub mod kl;
 pub mod kmeans;
 pub mod patchify;
 pub(crate) mod radix_sort;

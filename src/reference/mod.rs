@@ -8,5 +8,6 @@ pub mod codebook;
 pub mod embedding;
 pub mod fsq;
 pub mod gemm;
+pub mod kl;
 pub mod kmeans;
 pub mod patchify;

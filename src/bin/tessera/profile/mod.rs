@@ -11,6 +11,7 @@ mod codebook;
 mod embedding;
 mod fsq;
 mod gemm;
+mod kl;
 mod kmeans;
 mod patchify;
 mod report;
@@ -149,6 +150,7 @@ fn cases(device: &Device) -> Result<Vec<Case>, ProfileError> {
     all.extend(kmeans::cases(device)?);
     all.extend(residual_vq::cases(device)?);
     all.extend(embedding::cases(device)?);
+    all.extend(kl::cases(device)?);
     all.extend(adaln::cases(device)?);
     all.extend(gemm::cases(device)?);
     all.extend(patchify::cases(device)?);
