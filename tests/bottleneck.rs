@@ -80,3 +80,31 @@ fn ids_beyond_the_vocabulary_are_errors() {
     let r = vq.decode(&device, device.upload(&[16u32]).unwrap().as_view());
     assert!(matches!(r, Err(tessera::Error::InvalidValue { arg: "labels", .. })), "{r:?}");
 }
+
+/// The KL bottleneck: [n, 2C] → [n, C], the mean exactly in Mean mode, a seeded sample
+/// otherwise (the same bits for the same seed), no ids and no decode.
+#[test]
+fn kl_bottleneck_samples_or_takes_the_mean() {
+    use tessera::blocks::KlBottleneck;
+    use tessera::KlMode;
+    for device in devices() {
+        let (n, c) = (33, 4);
+        let params = latents::<f32>(9, n * 2 * c);
+        let z = device.upload(&params).unwrap();
+        let mean = KlBottleneck { channels: c, mode: KlMode::Mean };
+        let out = Bottleneck::<f32>::forward(&mean, &device, z.as_view()).unwrap();
+        assert!(out.indices.is_none());
+        let want: Vec<f32> = (0..n * c).map(|i| params[(i / c) * 2 * c + i % c]).collect();
+        assert_eq!(out.values.download().unwrap(), want, "Mean mode on {}", device.name());
+        let sample = KlBottleneck { channels: c, mode: KlMode::Sample { seed: 7 } };
+        let a = Bottleneck::<f32>::forward(&sample, &device, z.as_view()).unwrap().values.download().unwrap();
+        let b = Bottleneck::<f32>::forward(&sample, &device, z.as_view()).unwrap().values.download().unwrap();
+        assert_eq!(a, b, "same seed, same sample on {}", device.name());
+        assert!(a.iter().zip(&want).filter(|(x, y)| x != y).count() > n * c / 2, "the sample is not the mean");
+        let ids = device.upload(&[0u32]).unwrap();
+        assert!(matches!(
+            Bottleneck::<f32>::decode(&sample, &device, ids.as_view()),
+            Err(tessera::Error::Unsupported { .. })
+        ));
+    }
+}

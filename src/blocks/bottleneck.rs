@@ -1,6 +1,7 @@
 //! The tokenizer's bottleneck behind one trait: FSQ, VQ (L2 or cosine), LFQ, BSQ and
 //! residual VQ turn the encoder's latent tokens into token ids and the values the decoder
-//! reads; `decode` turns stored ids back into those values.
+//! reads (`decode` turns stored ids back into those values); the continuous KL bottleneck
+//! ([`KlBottleneck`]) samples `mean + exp(logvar / 2)·ε` or takes the mean.
 
 use crate::device::{BufferView, Device, DeviceBuffer, FloatElement};
 use crate::error::{Error, Result};
@@ -8,6 +9,7 @@ use crate::kernels::binary_quant::{BinaryQuantOp, BinaryQuantizer};
 use crate::kernels::codebook::{Codebook, SearchOptions};
 use crate::kernels::embedding::label_embedding_into;
 use crate::kernels::fsq::Fsq;
+use crate::kernels::kl::{kl_sample, KlMode};
 use crate::kernels::patchify::add_position_embedding;
 use crate::kernels::residual_vq::ResidualVq;
 
@@ -203,5 +205,42 @@ impl<T: FloatElement> Bottleneck<T> for ResidualVq<T> {
             }
         }
         sum.ok_or_else(|| Error::invalid("stages", "a residual VQ has at least one stage"))
+    }
+}
+
+/// The continuous, KL-regularized bottleneck: latent tokens `[n, 2C]` are `mean` then
+/// `logvar` (diffusers' `DiagonalGaussianDistribution` order); the decoder gets
+/// `mean + exp(clamp(logvar, −30, 20) / 2)·ε` with ε from a seeded counter-based device
+/// RNG ([`KlMode::Sample`]), or `mean` ([`KlMode::Mean`]). It has no ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KlBottleneck {
+    /// C, the channels the decoder reads.
+    pub channels: usize,
+    /// Sample or mean.
+    pub mode: KlMode,
+}
+
+impl<T: FloatElement> Bottleneck<T> for KlBottleneck {
+    fn in_dim(&self) -> usize {
+        2 * self.channels
+    }
+    fn out_dim(&self) -> usize {
+        self.channels
+    }
+    fn indices_per_token(&self) -> usize {
+        0
+    }
+    fn vocabulary(&self) -> Option<u64> {
+        None
+    }
+    fn forward(&self, device: &Device, latents: BufferView<'_, T>) -> Result<Bottlenecked<T>> {
+        Ok(Bottlenecked { values: kl_sample(device, latents, self.channels, self.mode)?, indices: None })
+    }
+    fn decode(&self, device: &Device, _indices: BufferView<'_, u32>) -> Result<DeviceBuffer<T>> {
+        Err(Error::Unsupported {
+            op: "KlBottleneck::decode",
+            backend: device.kind(),
+            reason: "a continuous bottleneck has no token ids; keep its values".into(),
+        })
     }
 }

@@ -45,7 +45,7 @@ mod upload;
 mod vit;
 mod workspace;
 
-pub use bottleneck::{Bottleneck, Bottlenecked, VqBottleneck};
+pub use bottleneck::{Bottleneck, Bottlenecked, KlBottleneck, VqBottleneck};
 pub use decoder::{VitDecoder, VitDecoderConfig, VitDecoderWeights};
 pub use dit::{Dit, DitBlock, DitInputs};
 pub use vit::{VitBlock, VitEncoder};
