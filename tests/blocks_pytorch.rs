@@ -67,6 +67,13 @@ impl Io {
     }
 }
 
+/// The emulator (and a GPU when present), then the Cpu backend.
+fn devices() -> Vec<Device> {
+    let mut devices = common::kernel_devices("blocks_pytorch");
+    devices.push(Device::cpu());
+    devices
+}
+
 fn values<T: FloatElement>(t: &HostTensor) -> Vec<T> {
     t.data.iter().map(|&x| T::from_f32(x)).collect()
 }
@@ -138,9 +145,7 @@ fn check_vit<T: FloatElement + LinearOutput<T>>(device: &Device, dtype: &str) {
 /// diffusers' DiT in bf16 on the emulator (and a GPU when present) and the Cpu backend.
 #[test]
 fn dit_bf16_reproduces_diffusers() {
-    let mut devices = common::kernel_devices("blocks_pytorch");
-    devices.push(Device::cpu());
-    for device in devices {
+    for device in devices() {
         check_dit::<bf16>(&device, "bf16");
     }
 }
@@ -148,9 +153,7 @@ fn dit_bf16_reproduces_diffusers() {
 /// diffusers' DiT in f32 on the emulator (and a GPU) and the Cpu backend.
 #[test]
 fn dit_f32_reproduces_diffusers() {
-    let mut devices = common::kernel_devices("blocks_pytorch");
-    devices.push(Device::cpu());
-    for device in devices {
+    for device in devices() {
         check_dit::<f32>(&device, "f32");
     }
 }
@@ -158,9 +161,7 @@ fn dit_f32_reproduces_diffusers() {
 /// timm's ViT (the tokenizer encoder's layout) in bf16 on the emulator and the Cpu backend.
 #[test]
 fn vit_bf16_reproduces_timm() {
-    let mut devices = common::kernel_devices("blocks_pytorch");
-    devices.push(Device::cpu());
-    for device in devices {
+    for device in devices() {
         check_vit::<bf16>(&device, "bf16");
     }
 }
@@ -168,9 +169,7 @@ fn vit_bf16_reproduces_timm() {
 /// timm's ViT in f32 on the emulator (and a GPU) and the Cpu backend.
 #[test]
 fn vit_f32_reproduces_timm() {
-    let mut devices = common::kernel_devices("blocks_pytorch");
-    devices.push(Device::cpu());
-    for device in devices {
+    for device in devices() {
         check_vit::<f32>(&device, "f32");
     }
 }
