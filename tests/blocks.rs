@@ -196,7 +196,13 @@ fn decode<T: FloatElement + tessera::LinearOutput<T>>(
     let mut images = device.zeros::<u8>(batch * tokens_per * c.patch * c.patch * c.channels).unwrap();
     let norm = ImageNorm { mean: &[0.5, 0.5, 0.5], std: &[0.25, 0.25, 0.25] };
     model.forward(device, lat.as_view(), &norm, &mut ws, &mut tokens, &mut images).unwrap();
-    images.download().unwrap()
+    let first = images.download().unwrap();
+    // A second forward through the same workspace: the same pixels, no allocation.
+    let allocations = device.allocations();
+    model.forward(device, lat.as_view(), &norm, &mut ws, &mut tokens, &mut images).unwrap();
+    assert_eq!(images.download().unwrap(), first, "a rerun of the decoder differs on {}", device.name());
+    assert_eq!(device.allocations(), allocations, "the decoder's second forward allocated on {}", device.name());
+    first
 }
 
 /// The tokenizer decoder (latent tokens → u8 pixels), D = 64 in 2 heads, 2 blocks, a 3×5
