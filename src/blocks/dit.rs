@@ -151,10 +151,14 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
     /// sin-cos position embedding for `sample_size`².
     pub fn load(device: &Device, w: &DitWeights) -> Result<Self> {
         let c = &w.config;
-        if c.layers == 0 {
+        if w.blocks.is_empty() || w.blocks.len() != c.layers {
             return Err(Error::invalid(
                 "weights",
-                "a DiT needs at least one block (the final layer uses block 0's embeddings)",
+                format!(
+                    "{} blocks for config.layers = {}; a DiT needs at least one (the final layer uses block 0's embeddings)",
+                    w.blocks.len(),
+                    c.layers
+                ),
             ));
         }
         let grid = c.sample_size / c.patch;
