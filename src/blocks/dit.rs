@@ -114,10 +114,20 @@ impl<T: FloatElement + LinearOutput<T>> DitBlock<T> {
         x: impl Into<BufferViewMut<'o, T>>,
         ws: &mut Workspace<T>,
     ) -> Result<()> {
-        let mut x = x.into();
         ws.check(ws.shape, self.dim, self.heads, self.fc1.out_features)?;
-        let (d, batch, tokens) = (self.dim, ws.shape.batch, ws.shape.tokens);
         self.conditioning(device, labels, ws)?;
+        self.forward_conditioned(device, x, ws)
+    }
+
+    /// The block after [`DitBlock::conditioning`] left `silu(c)` in `ws.cond`.
+    fn forward_conditioned<'o>(
+        &self,
+        device: &Device,
+        x: impl Into<BufferViewMut<'o, T>>,
+        ws: &mut Workspace<T>,
+    ) -> Result<()> {
+        let mut x = x.into();
+        let (d, batch, tokens) = (self.dim, ws.shape.batch, ws.shape.tokens);
         self.ada.forward(device, ws.fusion, ws.cond.as_view(), batch, GemmEpilogue::Bias, &mut ws.modulation)?;
         let shape = AdalnShape { batch, tokens, dim: d };
         {
@@ -220,15 +230,18 @@ impl<T: FloatElement + LinearOutput<T>> Dit<T> {
         let batch = ws.shape.batch;
         let (h, d) = (c.sample_size, c.dim);
         self.embed_into(device, inputs, ws, tokens)?;
-        for block in &self.blocks {
+        let (first, rest) =
+            self.blocks.split_first().ok_or_else(|| Error::invalid("weights", "a DiT without blocks"))?;
+        ws.check(ws.shape, first.dim, first.heads, first.fc1.out_features)?;
+        // The final layer is conditioned on block 0's embeddings: its [B, 2D] shift/scale
+        // GEMM runs while block 0's silu(c) is in ws.cond, into a buffer no block writes.
+        first.conditioning(device, inputs.labels, ws)?;
+        self.out1.forward(device, ws.fusion, ws.cond.as_view(), batch, GemmEpilogue::Bias, &mut ws.final_modulation)?;
+        first.forward_conditioned(device, &mut *tokens, ws)?;
+        for block in rest {
             block.forward(device, inputs.labels, &mut *tokens, ws)?;
         }
-        // The final layer, conditioned on block 0's embeddings.
-        self.blocks[0].conditioning(device, inputs.labels, ws)?;
-        let fusion = ws.fusion;
-        let mut m2 = ws.modulation.view_mut(..batch * 2 * d)?;
-        self.out1.forward(device, fusion, ws.cond.as_view(), batch, GemmEpilogue::Bias, m2.reborrow())?;
-        let m = Modulation::chunks(m2.as_view(), d, 2, 0, 1)?;
+        let m = Modulation::chunks(&ws.final_modulation, d, 2, 0, 1)?;
         let shape = AdalnShape { batch, tokens: self.tokens(), dim: d };
         let options = norm_options(ADA_EPS, ws.fusion);
         adaln_modulate_into(device, tokens.as_view(), shape, &m, &options, &mut ws.norm)?;

@@ -54,8 +54,10 @@ pub struct Workspace<T: Element> {
     pub(crate) lse: DeviceBuffer<f32>,
     /// `[B, D]` of ones: the gate that makes the gated-residual epilogue a plain residual.
     pub(crate) ones: DeviceBuffer<T>,
-    /// `[B, 6D]`: a DiT block's modulation (or the final layer's `[B, 2D]`).
+    /// `[B, 6D]`: a DiT block's modulation.
     pub(crate) modulation: DeviceBuffer<T>,
+    /// `[B, 2D]`: the DiT final layer's shift and scale (from block 0's conditioning).
+    pub(crate) final_modulation: DeviceBuffer<T>,
     /// `[B, D]` ×2: the conditioning (timestep MLP hidden, then c) of a DiT block.
     pub(crate) cond: DeviceBuffer<T>,
     pub(crate) cond_hidden: DeviceBuffer<T>,
@@ -90,6 +92,7 @@ impl<T: FloatElement> Workspace<T> {
             lse: DeviceBuffer::uninit(device, mul(rows, heads)?)?,
             ones: device.upload(&vec![ones_value; mul(shape.batch, dim)?])?,
             modulation: DeviceBuffer::uninit(device, mul(shape.batch, mul(6, dim)?)?)?,
+            final_modulation: DeviceBuffer::uninit(device, mul(shape.batch, mul(2, dim)?)?)?,
             cond: DeviceBuffer::uninit(device, mul(shape.batch, dim)?)?,
             cond_hidden: DeviceBuffer::uninit(device, mul(shape.batch, dim)?)?,
             t_freq: DeviceBuffer::uninit(device, mul(shape.batch, freq_dim)?)?,
@@ -106,7 +109,12 @@ impl<T: FloatElement> Workspace<T> {
     pub fn bytes(&self) -> usize {
         let e = std::mem::size_of::<T>();
         (self.norm.len() + self.qkv.len() + self.attn.len() + self.hidden.len() + self.ones.len()) * e
-            + (self.modulation.len() + self.cond.len() + self.cond_hidden.len() + self.t_freq.len()) * e
+            + (self.modulation.len()
+                + self.final_modulation.len()
+                + self.cond.len()
+                + self.cond_hidden.len()
+                + self.t_freq.len())
+                * e
             + self.lse.len() * 4
     }
 
