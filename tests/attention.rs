@@ -102,11 +102,17 @@ fn large_logits_stay_finite() {
     Case { shape: shape(1, 1, 128, 33, 70), causal: false, key_lengths: None, amplitude: 30.0 }.check::<bf16>(5);
 }
 
-/// Q, K and V as views into one fused [B, T, 3, H, Dh] buffer.
+/// Q, K and V as views into one fused [B, T, 3, H, Dh] buffer, in bf16 (tensor cores) and
+/// f32 (the CUDA-core kernel).
 #[test]
 fn fused_qkv_views() {
+    fused_qkv_case::<bf16>();
+    fused_qkv_case::<f32>();
+}
+
+fn fused_qkv_case<T: FloatElement>() {
     let (batch, tokens, heads, head_dim) = (2usize, 37usize, 3usize, 72usize);
-    let qkv = values::<bf16>(9, batch * tokens * 3 * heads * head_dim, 1.0);
+    let qkv = values::<T>(9, batch * tokens * 3 * heads * head_dim, 1.0);
     let (q, k, v) = reference::split_fused_qkv(&qkv, heads, head_dim);
     let mut problem = Problem::new(Seqlens::Padded { batch, tq: tokens, tk: tokens }, heads, head_dim);
     let fused = Strides::fused_qkv(tokens, heads, head_dim);
@@ -118,12 +124,12 @@ fn fused_qkv_views() {
         let buf = device.upload(&qkv).unwrap();
         let part = heads * head_dim;
         let (dq, dk, dv) = (buf.view(..).unwrap(), buf.view(part..).unwrap(), buf.view(2 * part..).unwrap());
-        let mut out = device.zeros::<bf16>(batch * tokens * part).unwrap();
+        let mut out = device.zeros::<T>(batch * tokens * part).unwrap();
         let mut lse = device.zeros::<f32>(batch * heads * tokens).unwrap();
         let layout = AttentionLayout::fused_qkv(heads, head_dim);
         attention_into(&device, dq, dk, dv, s, &layout, &AttentionOptions::default(), &mut out, &mut lse).unwrap();
         let errors = reference::error_rule(&exact, &plain, &out.download().unwrap(), &lse.download().unwrap());
-        assert!(errors.holds(), "fused QKV on {}: {errors}", device.name());
+        assert!(errors.holds(), "fused QKV {:?} on {}: {errors}", T::DTYPE, device.name());
     }
 }
 

@@ -2,12 +2,12 @@
 //! GPU when present — against the f64 reference under FlashAttention's error rule with the
 //! plain f32 attention as its baseline (src/reference/attention.rs): every head dim at ragged
 //! lengths, bottom-right causal with Tq < Tk, Tq = Tk and Tq > Tk, key padding with a
-//! sequence that has no key (O exactly 0, lse −∞), fused QKV views, a varlen batch, large
-//! logits over many key tiles, bit-identical reruns. Small sizes: the emulator is slow.
+//! sequence that has no key (O exactly 0, lse −∞), a varlen batch, large
+//! logits over many key tiles, bit-identical reruns (fused QKV views: tests/attention.rs, both dtypes). Small sizes.
 
 mod common;
 
-use tessera::reference::attention::{self as reference, Mask, Output, Problem, Seqlens, Strides};
+use tessera::reference::attention::{self as reference, Mask, Output, Problem, Seqlens};
 use tessera::{attention_into, attention_varlen_into, AttentionLayout, AttentionOptions, AttentionShape, Device};
 
 fn values(seed: u64, n: usize, amplitude: f32) -> Vec<f32> {
@@ -107,31 +107,6 @@ fn key_padding_and_a_sequence_without_keys() {
 fn large_logits_over_many_key_tiles() {
     check(shape(1, 1, 128, 33, 70), false, None, 8.0, 5);
     check(shape(1, 1, 72, 33, 150), true, None, 6.0, 6);
-}
-
-/// Q, K and V as views into one fused [B, T, 3, H, Dh] buffer.
-#[test]
-fn fused_qkv_views() {
-    let (batch, tokens, heads, head_dim) = (2usize, 37usize, 3usize, 72usize);
-    let qkv = values(9, batch * tokens * 3 * heads * head_dim, 1.0);
-    let (q, k, v) = reference::split_fused_qkv(&qkv, heads, head_dim);
-    let mut problem = Problem::new(Seqlens::Padded { batch, tq: tokens, tk: tokens }, heads, head_dim);
-    let fused = Strides::fused_qkv(tokens, heads, head_dim);
-    (problem.q, problem.k, problem.v) = (fused, fused, fused);
-    let exact = reference::attention_f64(&problem, q, k, v).unwrap();
-    let plain = reference::attention_plain::<f32>(&problem, q, k, v).unwrap();
-    let s = shape(batch, heads, head_dim, tokens, tokens);
-    for device in common::kernel_devices("attention_f32") {
-        let buf = device.upload(&qkv).unwrap();
-        let part = heads * head_dim;
-        let (dq, dk, dv) = (buf.view(..).unwrap(), buf.view(part..).unwrap(), buf.view(2 * part..).unwrap());
-        let mut out = device.zeros::<f32>(batch * tokens * part).unwrap();
-        let mut lse = device.zeros::<f32>(batch * heads * tokens).unwrap();
-        let layout = AttentionLayout::fused_qkv(heads, head_dim);
-        attention_into(&device, dq, dk, dv, s, &layout, &AttentionOptions::default(), &mut out, &mut lse).unwrap();
-        let what = format!("fused QKV on {}", device.name());
-        assert_rule(&what, &exact, &plain, &out.download().unwrap(), &lse.download().unwrap());
-    }
 }
 
 /// A packed varlen batch: 37, 0, 1 and 50 queries against 45, 5, 0 and 50 keys (the third
