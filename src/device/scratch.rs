@@ -60,6 +60,15 @@ impl Device {
         }
     }
 
+    /// A u32 buffer of `len` elements that the kernel will not read (a placeholder argument):
+    /// a pooled one as it is, else a new zeroed one.
+    pub(crate) fn scratch_u32_unread(&self, len: usize) -> Result<DeviceBuffer<u32>> {
+        match take(&mut self.scratch_pool().u32s, len) {
+            Some(storage) => Ok(DeviceBuffer::from_storage(self, len, storage)),
+            None => DeviceBuffer::zeros(self, len),
+        }
+    }
+
     /// Hands a scratch buffer back for reuse by later work on this device.
     pub(crate) fn recycle_f32(&self, buf: DeviceBuffer<f32>) {
         let len = buf.len();

@@ -17,9 +17,9 @@
 //! sequence `b`'s queries are tokens `cu_seqlens_q[b] .. cu_seqlens_q[b + 1]`, its keys
 //! `cu_seqlens_k[b] .. cu_seqlens_k[b + 1]` (lengths may differ and may be 0); `lse` is
 //! `[H, total_q]`. The offsets are host slices, checked (start at 0, non-decreasing, `B + 1`
-//! of each) and uploaded with the call: each call copies one small u32 buffer (offsets, key
-//! lengths or a placeholder word) into a buffer the device keeps for reuse, so repeated
-//! calls at the same shapes allocate nothing.
+//! of each) and uploaded with the call: a call with offsets or key lengths copies them into
+//! a small u32 buffer the device keeps for reuse (one without either copies nothing), so
+//! repeated calls at the same shapes allocate nothing.
 
 use crate::device::{BackendKind, BufferView, BufferViewMut, Device, FloatElement};
 use crate::element::DType;
@@ -465,11 +465,13 @@ fn run<T: FloatElement>(
         .sum();
     crate::device::emulator::hint_flops(4 * head_dim as u64 * heads as u64 * visible);
     // One u32 buffer: [cu_seqlens_q | cu_seqlens_k] (varlen), the key lengths, or one word.
-    let words: Vec<u32> = match seqs {
-        Batch::Varlen { cu_q, cu_k } => cu_q.iter().chain(cu_k).copied().collect(),
-        Batch::Fixed { .. } => options.key_lengths.map_or_else(|| vec![0], <[u32]>::to_vec),
+    // Without offsets or key lengths the kernel reads none of it: a pooled placeholder word,
+    // no copy (the common case of a model forward).
+    let words = match (seqs, options.key_lengths) {
+        (Batch::Varlen { cu_q, cu_k }, _) => device.scratch_u32(&[cu_q, cu_k].concat())?,
+        (Batch::Fixed { .. }, Some(lengths)) => device.scratch_u32(lengths)?,
+        (Batch::Fixed { .. }, None) => device.scratch_u32_unread(1)?,
     };
-    let words = device.scratch_u32(&words)?;
     let (wq, wk, wl) = if varlen {
         (words.view(..batch + 1)?, words.view(batch + 1..)?, words.view(..1)?)
     } else {
