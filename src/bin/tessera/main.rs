@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+mod bench;
 mod demo;
 mod doctor;
 mod error;
@@ -27,6 +28,8 @@ enum Command {
     /// Profile every kernel family once at a representative shape on the emulator (needs
     /// TESSERA_SANITIZE=checks): coalescing, bytes moved, bank conflicts, lower-bound times.
     Profile(profile::ProfileArgs),
+    /// Every kernel family at its benchmark shapes on the best device, fused against unfused, as one table.
+    Bench(bench::BenchArgs),
     /// Quantize an image with FSQ and write the reconstruction: each 2×2 block of each
     /// colour channel becomes a 4-dimensional latent (Haar coefficients; see
     /// `tessera::demo::fsq_image`). Prints PSNR and bits per pixel.
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor => Ok(doctor::run()),
         Command::Profile(args) => Ok(profile::run(&args)),
+        Command::Bench(args) => Ok(bench::run(&args)),
         Command::Fsq { levels, input, output } => fsq(&levels, &input, &output),
         Command::Vq { codebook_size, patch, iterations, seed, dtype, out, inputs } => {
             let options = vq_image::VqImageOptions { codebook_size, patch, iterations, seed };
