@@ -6,6 +6,10 @@ use crate::element::DType;
 /// Everything a tessera call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A token file that cannot be read or written ([`crate::tokens`]).
+    #[error(transparent)]
+    TokenFile(#[from] crate::tokens::TokenFileError),
+
     /// An argument is out of its documented range or inconsistent with another.
     #[error("invalid argument `{arg}`: {reason}")]
     InvalidArgument {

@@ -14,6 +14,7 @@ mod error;
 mod kernels;
 pub mod profile;
 pub mod reference;
+pub mod tokens;
 pub mod weights;
 
 /// The emulator's self-test kernels (feature `selftest`, for the test suite only).

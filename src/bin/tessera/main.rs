@@ -1,13 +1,19 @@
-//! The `tessera` command line: `tessera doctor`, `tessera fsq`, `tessera vq`.
+//! The `tessera` command line: `tokenize` / `detokenize` (the main job), `fit`, `bench`,
+//! the `fsq` and `vq` demos, `doctor` and `profile`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 mod bench;
+mod compare;
 mod demo;
 mod doctor;
 mod error;
+mod fit;
+mod image_io;
 mod profile;
+mod tokenize;
+mod tokenizer;
 
 use demo::{fsq_image, vq_image};
 use error::CliError;
@@ -22,6 +28,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Images (PNG, JPEG; any size) → a token file: through the embedded patch VQ tokenizer
+    /// or `--tokenizer FILE`, in device batches. Prints the device, images per second and
+    /// bits per pixel; `--compare DIR` also writes each reconstruction and a comparison
+    /// picture and prints its PSNR.
+    Tokenize(tokenize::TokenizeArgs),
+    /// A token file → images, with the tokenizer that made it (checked by its identity).
+    Detokenize(tokenize::DetokenizeArgs),
+    /// Fit a patch VQ tokenizer (k-means codebook of patches) to your images and write it
+    /// as a tokenizer file for `tokenize --tokenizer`.
+    Fit(fit::FitArgs),
     /// List the backends, whether a GPU and driver were found, whether the kernels were
     /// compiled for the GPU, and run every kernel once on the emulator against the reference.
     Doctor,
@@ -41,6 +57,9 @@ enum Command {
         input: PathBuf,
         /// Output image (PNG).
         output: PathBuf,
+        /// Also write DIR/<output stem>.compare.png: original | reconstruction | error ×8.
+        #[arg(long, value_name = "DIR")]
+        compare: Option<PathBuf>,
     },
     /// Fit one k-means codebook to the patch×patch RGB patches of the given images (latent =
     /// the patch's 3·patch² pixels in [0, 1]) and tokenize them with it: writes
@@ -69,6 +88,9 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Also write DIR/<stem>.compare.png per image: original | reconstruction | error ×8.
+        #[arg(long, value_name = "DIR")]
+        compare: Option<PathBuf>,
         /// Input images (PNG).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
@@ -87,10 +109,13 @@ fn main() -> ExitCode {
         Command::Doctor => Ok(doctor::run()),
         Command::Profile(args) => Ok(profile::run(&args)),
         Command::Bench(args) => Ok(bench::run(&args)),
-        Command::Fsq { levels, input, output } => fsq(&levels, &input, &output),
-        Command::Vq { codebook_size, patch, iterations, seed, dtype, out, inputs } => {
+        Command::Tokenize(args) => tokenize::tokenize(&args).map(|()| ExitCode::SUCCESS),
+        Command::Detokenize(args) => tokenize::detokenize(&args).map(|()| ExitCode::SUCCESS),
+        Command::Fit(args) => fit::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Fsq { levels, input, output, compare } => fsq(&levels, &input, &output, compare.as_deref()),
+        Command::Vq { codebook_size, patch, iterations, seed, dtype, out, compare, inputs } => {
             let options = vq_image::VqImageOptions { codebook_size, patch, iterations, seed };
-            vq(&options, dtype, &inputs, &out)
+            vq(&options, dtype, &inputs, &out, compare.as_deref())
         }
     };
     match result {
@@ -102,13 +127,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn fsq(levels: &[u32], input: &std::path::Path, output: &std::path::Path) -> Result<ExitCode, CliError> {
+fn fsq(
+    levels: &[u32],
+    input: &std::path::Path,
+    output: &std::path::Path,
+    compare: Option<&std::path::Path>,
+) -> Result<ExitCode, CliError> {
     let fsq = Fsq::new(levels)?;
     let device = Device::best();
     eprintln!("device: {}", device.selection_note());
-    let image = fsq_image::load_png(input)?;
+    let image = image_io::load(input)?.0;
     let report = fsq_image::roundtrip(&device, &fsq, &image)?;
-    fsq_image::save_png(output, &report.reconstruction)?;
+    image_io::save_png(output, &report.reconstruction)?;
     println!(
         "{}: {}x{} pixels, {} latents of levels {:?} ({} distinct of {} tokens)",
         input.display(),
@@ -120,6 +150,11 @@ fn fsq(levels: &[u32], input: &std::path::Path, output: &std::path::Path) -> Res
         fsq.codebook_size()
     );
     println!("PSNR {:.2} dB, {:.3} bits per pixel -> {}", report.psnr_db, report.bits_per_pixel, output.display());
+    if let Some(dir) = compare {
+        let stem = image_io::distinct_stems(&[output.to_path_buf()], "output")?.remove(0);
+        let (path, psnr) = compare::write(dir, &stem, &image, &report.reconstruction)?;
+        println!("comparison (PSNR {psnr:.2} dB, {:.3} bits per pixel) -> {}", report.bits_per_pixel, path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -128,23 +163,11 @@ fn vq(
     dtype: VqDtype,
     inputs: &[PathBuf],
     out: &std::path::Path,
+    compare: Option<&std::path::Path>,
 ) -> Result<ExitCode, CliError> {
     // Output names first, so that a clash fails before any work.
-    let mut names = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        if stem.is_empty() || names.contains(&stem) {
-            return Err(CliError::Usage {
-                arg: "inputs",
-                reason: format!(
-                    "{}: every input needs its own file stem (the output is OUT/<stem>.png)",
-                    input.display()
-                ),
-            });
-        }
-        names.push(stem);
-    }
-    let images = inputs.iter().map(|p| fsq_image::load_png(p)).collect::<Result<Vec<_>, CliError>>()?;
+    let names = image_io::distinct_stems(inputs, "inputs")?;
+    let images = inputs.iter().map(|p| image_io::load(p).map(|l| l.0)).collect::<Result<Vec<_>, CliError>>()?;
     let device = Device::best();
     eprintln!("device: {}", device.selection_note());
     let bar = indicatif::ProgressBar::new(options.iterations as u64);
@@ -177,7 +200,7 @@ fn vq(
     );
     for ((input, name), report) in inputs.iter().zip(&names).zip(&reports) {
         let path = out.join(format!("{name}.png"));
-        fsq_image::save_png(&path, &report.reconstruction)?;
+        image_io::save_png(&path, &report.reconstruction)?;
         println!(
             "{}: {}x{} pixels, {} tokens, PSNR {:.2} dB, {:.3} bits per pixel, codebook usage {}/{} ({:.1}%), perplexity {:.1} -> {}",
             input.display(),
@@ -192,6 +215,16 @@ fn vq(
             report.perplexity,
             path.display()
         );
+    }
+    if let Some(dir) = compare {
+        for ((name, image), report) in names.iter().zip(&images).zip(&reports) {
+            let (path, psnr) = compare::write(dir, name, image, &report.reconstruction)?;
+            println!(
+                "{name}: comparison (PSNR {psnr:.2} dB, {:.3} bits per pixel) -> {}",
+                report.bits_per_pixel,
+                path.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

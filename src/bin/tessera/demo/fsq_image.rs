@@ -151,26 +151,6 @@ pub(crate) fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
     }
 }
 
-/// Reads a PNG (any colour type) as RGB in [0, 1].
-pub(crate) fn load_png(path: &std::path::Path) -> Result<RgbImage> {
-    let img =
-        image::open(path).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })?;
-    let rgb = img.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    let pixels = rgb.pixels().map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]).collect();
-    Ok(RgbImage { width: w as usize, height: h as usize, pixels })
-}
-
-/// Writes an 8-bit RGB PNG (samples rounded to nearest).
-pub(crate) fn save_png(path: &std::path::Path, image: &RgbImage) -> Result<()> {
-    let mut buf = image::RgbImage::new(image.width as u32, image.height as u32);
-    for (i, px) in buf.pixels_mut().enumerate() {
-        let p = image.pixels[i];
-        *px = image::Rgb([0, 1, 2].map(|c| (p[c].clamp(0.0, 1.0) * 255.0).round() as u8));
-    }
-    buf.save(path).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,8 @@
 use crate::demo::fsq_image::{psnr, RgbImage};
 use crate::error::{CliError as Error, Result};
 use tessera::{fit_codebook, KmeansOptions, KmeansProgress};
+use tessera::{Codebook, Metric, SearchOptions};
 use tessera::{Device, FloatElement};
-use tessera::{Metric, SearchOptions};
 
 /// What [`run`] fits.
 #[derive(Clone, Copy, Debug)]
@@ -88,17 +88,17 @@ pub(crate) fn from_patches(latents: &[f32], width: usize, height: usize, patch: 
     RgbImage { width, height, pixels }
 }
 
-/// Fits one codebook to the patches of `images` on `device` in dtype `T` and runs every
-/// image through it. `progress` is called after each k-means iteration.
+/// Fits one codebook to the patches of `images` together on `device` in dtype `T` (steps
+/// 1–3 of the module documentation). `progress` is called after each k-means iteration.
 ///
 /// Errors: `patch = 0`; no image, or an image without pixels; `codebook_size` 0 or larger
 /// than the number of patches of all images (argument `codebook-size`).
-pub(crate) fn run<T: FloatElement>(
+pub(crate) fn fit<T: FloatElement>(
     device: &Device,
     images: &[RgbImage],
     options: &VqImageOptions,
     progress: &mut dyn FnMut(&KmeansProgress),
-) -> Result<Vec<ImageReport>> {
+) -> Result<Codebook<T>> {
     let (k, p) = (options.codebook_size, options.patch);
     if p == 0 {
         return Err(Error::invalid("patch", "a patch is at least 1 pixel wide"));
@@ -109,20 +109,31 @@ pub(crate) fn run<T: FloatElement>(
     if images.iter().any(|im| im.width == 0 || im.height == 0) {
         return Err(Error::invalid("images", "an image has no pixels"));
     }
-    let latents: Vec<Vec<T>> = images.iter().map(|im| patches(im, p).into_iter().map(T::from_f32).collect()).collect();
     let dim = 3 * p * p;
-    let total: usize = latents.iter().map(|l| l.len() / dim).sum();
+    let latents: Vec<T> = images.iter().flat_map(|im| patches(im, p)).map(T::from_f32).collect();
+    let total = latents.len() / dim;
     if k == 0 || k > total {
         return Err(Error::invalid(
             "codebook-size",
             format!("{k} entries for {total} patches of {p}×{p}: the codebook size must be between 1 and the number of patches"),
         ));
     }
-    let data = device.upload(&latents.concat())?;
+    let data = device.upload(&latents)?;
     let kmeans =
         KmeansOptions { dim, k, iterations: options.iterations, seed: options.seed, metric: Metric::SquaredL2 };
-    let codebook = fit_codebook(device, &data, &kmeans, progress)?;
-    drop(data);
+    Ok(fit_codebook(device, &data, &kmeans, progress)?)
+}
+
+/// Fits one codebook to the patches of `images` ([`fit`]) and runs every image through it.
+pub(crate) fn run<T: FloatElement>(
+    device: &Device,
+    images: &[RgbImage],
+    options: &VqImageOptions,
+    progress: &mut dyn FnMut(&KmeansProgress),
+) -> Result<Vec<ImageReport>> {
+    let codebook = fit::<T>(device, images, options, progress)?;
+    let (k, p, dim) = (options.codebook_size, options.patch, 3 * options.patch * options.patch);
+    let latents: Vec<Vec<T>> = images.iter().map(|im| patches(im, p).into_iter().map(T::from_f32).collect()).collect();
 
     let search = SearchOptions { distances: false, ..SearchOptions::default() };
     let mut reports = Vec::with_capacity(images.len());
