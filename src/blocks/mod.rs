@@ -1,6 +1,8 @@
 //! The blocks of an image tokenizer and of a diffusion transformer, built from tessera's
 //! public kernel API: the pre-LN ViT block, the tokenizer's ViT encoder and decoder
-//! ([`VitBlock`], [`VitEncoder`], [`VitDecoder`]) and diffusers' DiT with adaLN-Zero ([`DitBlock`], [`Dit`]).
+//! ([`VitBlock`], [`VitEncoder`], [`VitDecoder`]), the whole image tokenizer
+//! ([`VitTokenizer`]: encoder → [`Bottleneck`] → decoder) and diffusers' DiT with adaLN-Zero
+//! ([`DitBlock`], [`Dit`]).
 //!
 //! Weights come from [`crate::weights`] (PyTorch's names and layouts) and are converted to
 //! the compute dtype `T` once, at load. Every forward takes a workspace ([`Workspace`])
@@ -41,6 +43,7 @@ mod bottleneck;
 mod decoder;
 mod dit;
 mod layers;
+mod tokenizer;
 mod upload;
 mod vit;
 mod workspace;
@@ -48,5 +51,6 @@ mod workspace;
 pub use bottleneck::{Bottleneck, Bottlenecked, KlBottleneck, VqBottleneck};
 pub use decoder::{VitDecoder, VitDecoderConfig, VitDecoderWeights};
 pub use dit::{Dit, DitBlock, DitInputs};
+pub use tokenizer::{TokenizerWorkspace, VitTokenizer};
 pub use vit::{VitBlock, VitEncoder};
 pub use workspace::{Fusion, TokenShape, Workspace};

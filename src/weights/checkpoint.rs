@@ -40,14 +40,17 @@ impl HostTensor {
     }
 }
 
-/// The tensors of one checkpoint, by name, each converted to f32.
+/// The tensors of one checkpoint, by name, each converted to f32, and the file's
+/// `__metadata__` (string keys and values; empty when the file has none).
 ///
 /// A model loader takes every tensor it needs once ([`Checkpoint::take`], with the shape it
 /// expects) and then calls [`Checkpoint::finish`], which fails on any tensor left over: a
 /// checkpoint of another architecture (or variant) is an error, never a silent partial load.
+/// The metadata is only read ([`Checkpoint::metadata`]); `finish` does not look at it.
 #[derive(Default, Clone)]
 pub struct Checkpoint {
     tensors: BTreeMap<String, HostTensor>,
+    metadata: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -64,7 +67,8 @@ impl Checkpoint {
     /// byte: the data need not be aligned). A tensor of any other dtype is
     /// `Error::TensorDtype` naming it; a truncated or corrupt file (header length, header JSON,
     /// offsets, a data length that does not match the shape) is `Error::Checkpoint`. Nothing
-    /// is allocated before the header has been validated against the buffer's length.
+    /// is allocated before the header has been validated against the buffer's length. The
+    /// file's `__metadata__` is kept ([`Checkpoint::metadata`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
         parse(bytes, None)
     }
@@ -96,7 +100,115 @@ impl Checkpoint {
             }
             map.insert(name, tensor);
         }
-        Ok(Checkpoint { tensors: map })
+        Ok(Checkpoint { tensors: map, metadata: BTreeMap::new() })
+    }
+
+    /// This checkpoint with `metadata` as its `__metadata__` (replacing any it had).
+    pub fn with_metadata<K: Into<String>, V: Into<String>>(
+        mut self,
+        metadata: impl IntoIterator<Item = (K, V)>,
+    ) -> Checkpoint {
+        self.metadata = metadata.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        self
+    }
+
+    /// The file's `__metadata__`, sorted by key (empty when it has none).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// The metadata, to edit (for converted weights and for tests).
+    pub fn metadata_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.metadata
+    }
+
+    /// Adds tensor `name` (replacing and returning one of that name). `Error::Checkpoint`
+    /// when its data does not match its shape; the checkpoint is then unchanged.
+    pub fn insert(&mut self, name: impl Into<String>, tensor: HostTensor) -> Result<Option<HostTensor>> {
+        let name = name.into();
+        if element_count(&tensor.shape) != Some(tensor.data.len()) {
+            return Err(Error::Checkpoint {
+                reason: format!("tensor `{name}` has shape {:?} but {} values", tensor.shape, tensor.data.len()),
+            });
+        }
+        Ok(self.tensors.insert(name, tensor))
+    }
+
+    /// Moves every tensor named `{prefix}rest` out of this checkpoint into a new one, as
+    /// `rest` (the prefix stripped, e.g. `"encoder."`), with no metadata: a sub-model's
+    /// tensors for its own loader. A loader's errors then name `rest`; put the prefix back
+    /// when reporting them.
+    pub fn split_prefix(&mut self, prefix: &str) -> Checkpoint {
+        let names: Vec<String> = self.tensors.keys().filter(|n| n.starts_with(prefix)).cloned().collect();
+        let mut tensors = BTreeMap::new();
+        for name in names {
+            if let Some(t) = self.tensors.remove(&name) {
+                tensors.insert(name[prefix.len()..].to_string(), t);
+            }
+        }
+        Checkpoint { tensors, metadata: BTreeMap::new() }
+    }
+
+    /// The identity of this checkpoint's content: FNV-1a 64 (offset basis
+    /// `0xcbf29ce484222325`, prime `0x100000001b3`, one byte at a time) over this byte
+    /// stream, every integer a u64 little-endian:
+    ///
+    /// 1. the number of tensors (those not yet taken); then for each tensor in sorted name
+    ///    order (byte order of the UTF-8 names): the name's byte length and its bytes, the
+    ///    rank and each dimension outermost first, and each value's f32 bits (`to_bits`,
+    ///    little-endian) in row-major order;
+    /// 2. the number of metadata entries; then for each entry in sorted key order: the
+    ///    key's byte length and bytes, the value's byte length and bytes.
+    ///
+    /// The lengths make the stream unambiguous (no two different checkpoints give the same
+    /// stream). The values hashed are the f32 copies, so an f16 or bf16 file and its exact
+    /// f32 conversion hash alike; the file's byte layout (header order, padding, dtype)
+    /// does not enter. Nothing depends on a hash map's iteration order.
+    pub fn parameter_hash(&self) -> u64 {
+        let mut h = Fnv1a::new();
+        h.u64(self.tensors.len() as u64);
+        for (name, t) in &self.tensors {
+            h.str(name);
+            h.u64(t.shape.len() as u64);
+            for &d in &t.shape {
+                h.u64(d as u64);
+            }
+            for &v in &t.data {
+                h.bytes(&v.to_bits().to_le_bytes());
+            }
+        }
+        h.u64(self.metadata.len() as u64);
+        for (k, v) in &self.metadata {
+            h.str(k);
+            h.str(v);
+        }
+        h.0
+    }
+
+    /// The tensors (not yet taken) as a safetensors file of F32 tensors, with the metadata
+    /// as its `__metadata__` (none when empty). [`Checkpoint::from_bytes`] reads it back
+    /// to the same tensors and metadata (the same [`Checkpoint::parameter_hash`]); the
+    /// bytes themselves may differ between runs in the order of the metadata entries (the
+    /// `safetensors` crate writes them from a hash map). `Error::Checkpoint` when the
+    /// `safetensors` crate refuses them.
+    pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
+        let raw: Vec<(&str, &[usize], Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(name, t)| (name.as_str(), t.shape.as_slice(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .collect();
+        let views = raw
+            .iter()
+            .map(|(name, shape, bytes)| {
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.to_vec(), bytes)
+                    .map(|v| (*name, v))
+                    .map_err(|e| Error::Checkpoint { reason: format!("tensor `{name}`: {e}") })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata =
+            (!self.metadata.is_empty()).then(|| self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        safetensors::serialize(views, metadata)
+            .map_err(|e| Error::Checkpoint { reason: format!("cannot write safetensors: {e}") })
     }
 
     /// The names of the tensors not yet taken, in sorted order.
@@ -170,6 +282,27 @@ impl Checkpoint {
     }
 }
 
+/// FNV-1a, 64 bits.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.bytes(s.as_bytes());
+    }
+}
+
 /// `shape.iter().product()`, None on overflow.
 fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
@@ -204,7 +337,15 @@ fn parse(bytes: &[u8], path: Option<&Path>) -> Result<Checkpoint> {
         }
         tensors.insert(name.to_string(), HostTensor { shape, data });
     }
-    Ok(Checkpoint { tensors })
+    let metadata = SafeTensors::read_metadata(bytes)
+        .map_err(|e| corrupt(format!("not a valid safetensors file: {e}")))?
+        .1
+        .metadata()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Checkpoint { tensors, metadata })
 }
 
 impl Checkpoint {
