@@ -2,6 +2,11 @@
 //! through the embedded tokenizer, odd sizes and colour types, a tokenizer of one's own,
 //! and the errors of a wrong tokenizer or a damaged token file.
 
+#[allow(dead_code)]
+mod common;
+#[path = "common/tokenizer.rs"]
+mod tokenizer;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -171,4 +176,44 @@ fn a_fitted_tokenizer_is_used_and_a_wrong_one_or_a_damaged_file_is_an_error() {
     std::fs::write(&damaged, b"not tokens at all, just text").unwrap();
     let err = run_err(&[os("detokenize"), os(&damaged), os("--out"), os(&dir)]);
     assert!(err.contains("not a tessera token file"), "{err}");
+}
+
+#[test]
+fn a_vit_tokenizer_file_tiles_any_image_size_and_round_trips() {
+    let dir = scratch("vit");
+    let image = dir.join("wide.png");
+    // 37×22 pixels with 24×16 tiles (a 4×6 grid of 4×4 patches): 2×2 tiles, 8×12 tokens.
+    image::RgbImage::from_fn(37, 22, |x, y| image::Rgb([(x * 6) as u8, (y * 11) as u8, ((x + y) * 3) as u8]))
+        .save(&image)
+        .unwrap();
+    for (kind, payload) in [("fsq", "ids"), ("residual-vq", "ids"), ("kl", "continuous")] {
+        let weights = tokenizer::tokenizer(3, kind, tokenizer::TINY);
+        let file = dir.join(format!("{kind}.safetensors"));
+        std::fs::write(&file, weights.to_safetensors_bytes().unwrap()).unwrap();
+        let tokens = dir.join(format!("{kind}.tsr"));
+        let compare = dir.join(format!("compare-{kind}"));
+        let stdout = run_ok(&[
+            os("tokenize"),
+            os(&image),
+            os("--tokenizer"),
+            os(&file),
+            os("--out"),
+            os(&tokens),
+            os("--compare"),
+            os(&compare),
+        ]);
+        let line = stdout.lines().find(|l| l.starts_with("wide:")).unwrap_or_else(|| panic!("{stdout}"));
+        assert!(line.contains("37x22 pixels, 8x12 tokens"), "{kind} ({payload}): {line}");
+        let decoded = dir.join(format!("decoded-{kind}"));
+        run_ok(&[os("detokenize"), os(&tokens), os("--tokenizer"), os(&file), os("--out"), os(&decoded)]);
+        let back = rgb(&decoded.join("wide.png"));
+        assert_eq!(back.dimensions(), (37, 22), "{kind}");
+        // Continuous values go through f16 in the file; ids are exact, so the decode is too.
+        if payload == "ids" {
+            assert_eq!(back, rgb(&compare.join("wide.png")), "{kind}");
+        }
+        // Another tokenizer (the default) refuses the file.
+        let err = run_err(&[os("detokenize"), os(&tokens), os("--out"), os(&dir.join("z"))]);
+        assert!(err.contains("tokenizer"), "{err}");
+    }
 }

@@ -1,10 +1,9 @@
-//! The `tessera` command line: `tokenize` / `detokenize` (the main job), `fit`, `bench`,
+//! The `tessera` command line: `tokenize` / `detokenize` (the main job), `fit`,
 //! the `fsq` and `vq` demos, `doctor` and `profile`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-mod bench;
 mod compare;
 mod demo;
 mod doctor;
@@ -44,8 +43,6 @@ enum Command {
     /// Profile every kernel family once at a representative shape on the emulator (needs
     /// TESSERA_SANITIZE=checks): coalescing, bytes moved, bank conflicts, lower-bound times.
     Profile(profile::ProfileArgs),
-    /// Every kernel family at its benchmark shapes on the best device, fused against unfused, as one table.
-    Bench(bench::BenchArgs),
     /// Quantize an image with FSQ and write the reconstruction: each 2×2 block of each
     /// colour channel becomes a 4-dimensional latent (Haar coefficients; see
     /// `tessera::demo::fsq_image`). Prints PSNR and bits per pixel.
@@ -108,7 +105,6 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor => Ok(doctor::run()),
         Command::Profile(args) => Ok(profile::run(&args)),
-        Command::Bench(args) => Ok(bench::run(&args)),
         Command::Tokenize(args) => tokenize::tokenize(&args).map(|()| ExitCode::SUCCESS),
         Command::Detokenize(args) => tokenize::detokenize(&args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => fit::run(&args).map(|()| ExitCode::SUCCESS),

@@ -3,6 +3,7 @@
 //! one interface that works on whole images of any size.
 
 pub(crate) mod patch_vq;
+mod vit;
 
 use crate::demo::fsq_image::RgbImage;
 use crate::error::{CliError as Error, Result};
@@ -52,6 +53,11 @@ pub(crate) fn load(device: &Device, path: Option<&Path>) -> Result<Box<dyn Image
     let origin = path.map_or_else(|| "the embedded default".to_string(), |p| p.display().to_string());
     if patch_vq::PatchVq::recognizes(&checkpoint) {
         return Ok(Box::new(patch_vq::PatchVq::load(device, checkpoint, &origin)?));
+    }
+    if checkpoint.metadata().get("tessera.tokenizer").map(String::as_str) == Some("vit") {
+        // f32 on every backend: exact f32 products on the CPU reference and the emulator.
+        let weights = tessera::weights::TokenizerWeights::from_checkpoint(checkpoint)?;
+        return Ok(Box::new(vit::Vit::<f32>::load(device, &weights, &origin)?));
     }
     Err(Error::invalid(
         "tokenizer",
