@@ -90,8 +90,11 @@ pub(crate) fn to_rgb8(image: &RgbImage) -> image::RgbImage {
     buf
 }
 
-/// Writes an 8-bit RGB PNG.
+/// Writes an 8-bit RGB PNG, creating its directory if missing.
 pub(crate) fn save_png(path: &Path, image: &RgbImage) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+    }
     to_rgb8(image).save(path).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })
 }
 
