@@ -28,18 +28,6 @@ pub(crate) struct PatchVq {
     origin: String,
 }
 
-/// FNV-1a (64-bit) over the patch size (u64 LE), then the entries' f32 bits (LE): the
-/// tokenizer's identity in token files, so the same codebook gives the same hash whatever
-/// dtype or metadata its file has.
-fn parameter_hash(patch: usize, entries: &[f32]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = (patch as u64).to_le_bytes().into_iter().chain(entries.iter().flat_map(|v| v.to_bits().to_le_bytes()));
-    for b in bytes {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 impl PatchVq {
     /// Whether `checkpoint` is laid out as a patch VQ tokenizer.
     pub(crate) fn recognizes(checkpoint: &Checkpoint) -> bool {
@@ -48,6 +36,9 @@ impl PatchVq {
 
     /// Uploads the codebook of `checkpoint` (read from `origin`, named in errors).
     pub(crate) fn load(device: &Device, mut checkpoint: Checkpoint, origin: &str) -> Result<Self> {
+        // The identity in token files: the codebook's f32 values, shape and metadata (see
+        // `Checkpoint::parameter_hash`), taken before the tensor is.
+        let hash = checkpoint.parameter_hash();
         let shape = checkpoint.shape(CODEBOOK).map(<[usize]>::to_vec).unwrap_or_default();
         let patch = match shape[..] {
             [k, d] if k > 0 && d % 3 == 0 && (((d / 3) as f64).sqrt() as usize).pow(2) == d / 3 => {
@@ -61,7 +52,6 @@ impl PatchVq {
             }
         };
         let codebook = checkpoint.take(CODEBOOK, &shape)?;
-        let hash = parameter_hash(patch, &codebook.data);
         checkpoint.finish()?;
         let entries = device.upload(&codebook.data)?;
         let codebook = Codebook::new(device, entries, 3 * patch * patch, Metric::SquaredL2)?;

@@ -59,7 +59,7 @@ where
 {
     pub(crate) fn load(device: &Device, weights: &TokenizerWeights, origin: &str) -> Result<Self> {
         let model = VitTokenizer::<T>::load(device, weights)?;
-        let identity = TokenizerIdentity { kind: model.kind().to_string(), hash: weights.hash };
+        let identity = TokenizerIdentity { kind: model.kind().to_string(), hash: model.hash() };
         Ok(Vit { model, identity, origin: origin.to_string() })
     }
 
