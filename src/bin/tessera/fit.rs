@@ -12,18 +12,8 @@ use tessera::Device;
 /// Options of `tessera fit`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct FitArgs {
-    /// Codebook entries K (a token is ⌈log2 K⌉ bits).
-    #[arg(long, default_value_t = 4096)]
-    codebook_size: usize,
-    /// Patch side in pixels (a token per patch × patch pixels).
-    #[arg(long, default_value_t = 4)]
-    patch: usize,
-    /// k-means iterations.
-    #[arg(long, default_value_t = 10)]
-    iterations: usize,
-    /// Seed of the k-means++ seeding and of the reseeding of unused entries.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    options: VqImageOptions,
     /// The tokenizer file to write (safetensors; f16 codebook).
     #[arg(long)]
     out: PathBuf,
@@ -46,13 +36,8 @@ pub(crate) fn run(args: &FitArgs) -> Result<()> {
     }
     let device = Device::best();
     eprintln!("device: {}", device.selection_note());
-    let options = VqImageOptions {
-        codebook_size: args.codebook_size,
-        patch: args.patch,
-        iterations: args.iterations,
-        seed: args.seed,
-    };
-    let bar = indicatif::ProgressBar::new(args.iterations as u64);
+    let options = args.options;
+    let bar = indicatif::ProgressBar::new(options.iterations as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("k-means {bar:30} {pos}/{len} [{elapsed}] {msg}")
             .expect("progress template"),
@@ -66,22 +51,22 @@ pub(crate) fn run(args: &FitArgs) -> Result<()> {
     });
     bar.finish_and_clear();
     let entries = fitted?.entries().download()?;
-    let patches: usize = images.iter().map(|im| vq_image::patch_grid(im, args.patch)).map(|(w, h)| w * h).sum();
+    let patches: usize = images.iter().map(|im| vq_image::patch_grid(im, options.patch)).map(|(w, h)| w * h).sum();
     let names: Vec<String> = args
         .inputs
         .iter()
         .map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
         .collect();
-    let bytes = write(&args.out, &entries, args.patch, args.iterations, args.seed, &names)?;
+    let bytes = write(&args.out, &entries, options.patch, options.iterations, options.seed, &names)?;
     println!(
         "fitted {} entries of {p}×{p} RGB patches to {patches} patches of {} images in {:.1} s ({} iterations{}) -> {} ({bytes} bytes)",
-        args.codebook_size,
+        options.codebook_size,
         images.len(),
         started.elapsed().as_secs_f64(),
-        args.iterations,
+        options.iterations,
         objective.map(|o| format!(", mean squared distance {o:.6}")).unwrap_or_default(),
         args.out.display(),
-        p = args.patch
+        p = options.patch
     );
     Ok(())
 }

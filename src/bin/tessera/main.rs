@@ -67,18 +67,8 @@ enum Command {
     /// about 2 s in all on two cores, 512×512 about 6 s; the time grows with patches × K, so
     /// for many or large images there use a smaller --codebook-size or fewer --iterations.
     Vq {
-        /// Codebook entries K (at most the number of patches of all images).
-        #[arg(long)]
-        codebook_size: usize,
-        /// Patch side in pixels.
-        #[arg(long, default_value_t = 4)]
-        patch: usize,
-        /// k-means iterations.
-        #[arg(long, default_value_t = 10)]
-        iterations: usize,
-        /// Seed of the k-means++ seeding and of the reseeding of unused entries.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        options: vq_image::VqImageOptions,
         /// Element type of latents and codebook.
         #[arg(long, value_enum, default_value_t = VqDtype::F32)]
         dtype: VqDtype,
@@ -109,10 +99,7 @@ fn main() -> ExitCode {
         Command::Detokenize(args) => tokenize::detokenize(&args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => fit::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Fsq { levels, input, output, compare } => fsq(&levels, &input, &output, compare.as_deref()),
-        Command::Vq { codebook_size, patch, iterations, seed, dtype, out, compare, inputs } => {
-            let options = vq_image::VqImageOptions { codebook_size, patch, iterations, seed };
-            vq(&options, dtype, &inputs, &out, compare.as_deref())
-        }
+        Command::Vq { options, dtype, out, compare, inputs } => vq(&options, dtype, &inputs, &out, compare.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -216,7 +216,7 @@ pub(crate) fn detokenize(args: &DetokenizeArgs) -> Result<()> {
     bar.finish_and_clear();
     let bytes = std::fs::metadata(&args.tokens).map(|m| m.len() as usize).unwrap_or(0);
     report(&file, bytes, started.elapsed().as_secs_f64(), device_seconds, &device, "detokenized");
-    println!("images -> {}/<name>.png", args.out.display());
+    println!("images -> {}", args.out.join("<name>.png").display());
     Ok(())
 }
 

@@ -19,16 +19,21 @@ use tessera::{fit_codebook, KmeansOptions, KmeansProgress};
 use tessera::{Codebook, Metric, SearchOptions};
 use tessera::{Device, FloatElement};
 
-/// What [`run`] fits.
-#[derive(Clone, Copy, Debug)]
+/// What [`fit`] fits; also the k-means options of `tessera vq` and `tessera fit`.
+#[derive(Clone, Copy, Debug, clap::Args)]
 pub(crate) struct VqImageOptions {
-    /// Entries `K` of the codebook (at most the number of patches of all images).
+    /// Codebook entries K (at most the number of patches of all images; a token is
+    /// ⌈log2 K⌉ bits).
+    #[arg(long, default_value_t = 4096)]
     pub codebook_size: usize,
-    /// Side of a square patch in pixels (≥ 1).
+    /// Patch side in pixels (a token per patch × patch pixels).
+    #[arg(long, default_value_t = 4)]
     pub patch: usize,
     /// k-means iterations.
+    #[arg(long, default_value_t = 10)]
     pub iterations: usize,
-    /// Seed of the k-means seeding and reseeding.
+    /// Seed of the k-means++ seeding and of the reseeding of unused entries.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
